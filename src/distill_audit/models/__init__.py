@@ -1,0 +1,1 @@
+"""Models: resolve any student/teacher reference, load it, and encode chat turns."""

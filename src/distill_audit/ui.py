@@ -1,0 +1,97 @@
+"""One console for the whole tool: messages on stderr, results on stdout.
+
+`--quiet` silences progress and info; when stderr is not a terminal (CI) rich prints
+plain lines instead of live bars.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+out = Console(soft_wrap=True)  # results (tables, JSON) -> stdout
+err = Console(stderr=True, soft_wrap=True)  # progress, info, errors -> stderr
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def info(message: str) -> None:
+    if not _quiet:
+        err.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty() and not _quiet
+
+
+class _Task:
+    def __init__(self, progress, task_id, label: str, total: int | None):
+        self._progress, self._id, self._label, self._total = progress, task_id, label, total
+        self._done = 0
+        self._last_logged = -1
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        if self._progress is not None:
+            self._progress.advance(self._id, n)
+        elif not _quiet and self._total:
+            # Plain log for CI: a line at every 10% step.
+            step = int(10 * self._done / self._total)
+            if step != self._last_logged:
+                self._last_logged = step
+                err.print(f"{self._label}: {self._done}/{self._total}", highlight=False)
+
+
+class progress_task:
+    """`with progress_task("signature", total=n) as task: task.advance()`.
+
+    A rich bar with ETA on a terminal; a line per 10% when not a terminal (CI);
+    nothing with --quiet. Stages take no other progress mechanism.
+    """
+
+    def __init__(self, label: str, total: int | None = None):
+        self.label, self.total = label, total
+        self._progress = None
+
+    def __enter__(self) -> _Task:
+        if is_interactive():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=False,
+            )
+            self._progress.start()
+            task_id = self._progress.add_task(self.label, total=self.total)
+            return _Task(self._progress, task_id, self.label, self.total)
+        return _Task(None, None, self.label, self.total)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
