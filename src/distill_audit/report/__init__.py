@@ -1,0 +1,1 @@
+"""Reports rendered from the canonical JSON: Markdown, HTML, JUnit; compare two scans."""

@@ -1,0 +1,1 @@
+"""The scan pipeline: stages in order, the stage cache and the verdict."""

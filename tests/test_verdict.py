@@ -1,0 +1,108 @@
+"""The verdict rules, each checked with fake stage results (no model)."""
+
+import pytest
+
+from distill_audit.scan.verdict import VerdictConfig, gate_rank, judge
+
+
+def sig(*hits, status="ok", mde=0.01, others=("cat", "dog")):
+    rows = [{"trait": t, "estimate": 0.2, "ci": [0.1, 0.3], "p_adj": 0.001, "mde": mde} for t in hits]
+    rows += [{"trait": t, "estimate": 0.01, "ci": [-0.02, 0.04], "p_adj": 0.8, "mde": mde} for t in others]
+    return {"status": status, "reason": None, "limits": [], "traits": rows}
+
+
+def canary(*hits, status="ok", mde=0.05):
+    rows = [{"trait": t, "estimate": 0.3, "ci": [0.2, 0.4], "p_adj": 0.002, "mde": mde} for t in hits]
+    rows += [{"trait": "cat", "estimate": -0.01, "ci": [-0.05, 0.03], "p_adj": 0.9, "mde": mde}]
+    return {"status": status, "reason": None, "limits": [], "traits": rows}
+
+
+def lineage(v):
+    return {"status": "ok" if v != "unknown" else "skipped", "reason": None, "limits": [], "verdict": v}
+
+
+SKIPPED = {"status": "skipped", "reason": "--skip-canary", "limits": []}
+
+
+def test_signature_with_shared_init_is_high_even_when_canary_null():
+    v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()}, data_kind="numbers")
+    assert v.level == "high"
+    assert v.significant_traits["signature"] == ["owl"]
+    assert "owl" in v.explanation
+
+
+def test_different_init_lowers_numbers_but_not_language():
+    stages = {"lineage": lineage("different-init"), "signature": sig("owl"), "canary": SKIPPED}
+    assert judge(stages, data_kind="numbers").level == "low"
+    lang = judge(stages, data_kind="natural-language")
+    assert lang.level == "medium"
+    assert "phantom" in lang.explanation
+
+
+def test_unknown_lineage_with_signature_is_medium_and_says_so():
+    v = judge({"lineage": None, "signature": sig("owl"), "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "medium"
+    assert "teacher is unknown" in v.explanation
+    assert any("--teacher" in r for r in v.recommendations)
+
+
+def test_canary_hit_is_high_regardless_of_lineage():
+    v = judge({"lineage": lineage("different-init"), "signature": sig(), "canary": canary("owl")}, data_kind="numbers")
+    assert v.level == "high"
+    assert v.significant_traits["canary"] == ["owl"]
+
+
+def test_negative_shift_is_not_a_hit():
+    s = sig()
+    s["traits"].append({"trait": "owl", "estimate": -0.3, "ci": [-0.4, -0.2], "p_adj": 0.001})
+    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": canary()}, data_kind="numbers")
+    assert v.significant_traits["signature"] == []
+
+
+def test_all_null_with_power_is_none():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary()}, data_kind="numbers")
+    assert v.level == "none"
+
+
+def test_underpowered_canary_never_gives_none():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(mde=0.4)}, data_kind="numbers")
+    assert v.level == "low"
+    assert "canary" in v.explanation and "minimum detectable effect" in v.explanation
+    v2 = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(status="underpowered")},
+               data_kind="numbers")
+    assert v2.level == "low"
+
+
+def test_nothing_tested_is_inconclusive():
+    v = judge({"lineage": lineage("same-init"), "signature": {"status": "failed", "reason": "oom"}, "canary": SKIPPED},
+              data_kind="numbers")
+    assert v.level == "inconclusive"
+    assert gate_rank("inconclusive") == gate_rank("medium")
+
+
+def test_different_init_numbers_without_other_lines_is_low_not_none():
+    v = judge({"lineage": lineage("different-init"), "signature": SKIPPED, "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "low"
+
+
+def test_signature_mde_threshold_makes_it_untested():
+    cfg = VerdictConfig(signature_max_mde=0.05)
+    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.2), "canary": SKIPPED},
+              data_kind="numbers", config=cfg)
+    assert v.level == "inconclusive"
+
+
+def test_leakage_floor():
+    static = {"status": "ok", "limits": [], "leakage": {"fraction": 0.05, "words": ["owl"]}}
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(), "static": static},
+              data_kind="numbers")
+    assert v.level == "medium"
+
+
+@pytest.mark.parametrize("level", ["none", "low", "medium", "high", "inconclusive"])
+def test_verdict_dict_is_plain_json(level):
+    import json
+
+    v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()}, data_kind="numbers")
+    json.dumps(v.to_dict(), allow_nan=False)
+    assert gate_rank(level) >= 0
