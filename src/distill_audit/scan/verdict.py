@@ -394,3 +394,28 @@ def _recommend(level, lineage, numbers, sig_hits, can_hits, sig_powered, can_pow
     if level in ("none", "low") and not recs:
         recs.append("No action needed; keep the report with the dataset.")
     return recs
+
+
+def evaluate_gate(level: str, fail_on: str | None, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CI gate: fail when the level is at or above --fail-on.
+
+    With a baseline (an earlier report's {"path", "level"}), fail only when the risk
+    grew past the baseline's level and is at or above --fail-on (when given).
+    """
+    at_or_above = fail_on is not None and gate_rank(level) >= gate_rank(fail_on)
+    if baseline is not None:
+        grew = gate_rank(level) > gate_rank(baseline["level"])
+        failed = grew and (fail_on is None or at_or_above)
+        reason = (
+            f"risk grew from {baseline['level']} (baseline) to {level}" if grew
+            else f"risk {level} did not grow past the baseline's {baseline['level']}"
+        )
+        if grew and not failed:
+            reason += f", but stays below --fail-on {fail_on}"
+    else:
+        failed = at_or_above
+        reason = (
+            "no --fail-on threshold set" if fail_on is None
+            else f"risk {level} is {'at or above' if failed else 'below'} --fail-on {fail_on}"
+        )
+    return {"fail_on": fail_on, "baseline": baseline, "failed": failed, "reason": reason}

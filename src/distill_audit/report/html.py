@@ -1,0 +1,129 @@
+"""A self-contained HTML report: inline CSS and SVG plots, no scripts, no network."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from distill_audit.report import svg
+from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, static_rows
+from distill_audit.scan.verdict import trait_rows
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
+h1{font-size:22px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.badge{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:bold;text-transform:uppercase}
+table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f5f5f5} .sig{color:#c62828;font-weight:bold} .muted{color:#666;font-size:12px} figure{margin:12px 0}
+"""
+
+
+def _table(rows: list[dict[str, str]], sig_key: str | None = None) -> str:
+    if not rows:
+        return "<p class='muted'>none</p>"
+    head = list(rows[0])
+    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        cls = " class='sig'" if sig_key and "yes" in r.get(sig_key, "") else ""
+        cells = "".join(f"<td>{escape(str(r.get(h, '')).replace('**', ''))}</td>" for h in head)
+        out.append(f"<tr{cls}>{cells}</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _value(x: Any) -> tuple[float | None, float | None, float | None]:
+    """(estimate, low, high) from a number or a {estimate, ci} dict."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x), None, None
+    if isinstance(x, dict):
+        est = x.get("estimate", x.get("mean", x.get("p")))
+        ci = x.get("ci") or [None, None]
+        return est, ci[0], ci[1]
+    return None, None, None
+
+
+def signature_plot(report: dict[str, Any]) -> str:
+    rows = trait_rows(report["stages"].get("signature"))
+    sig = set(report["verdict"]["significant_traits"].get("signature", []))
+    rows = sorted((r for r in rows if r["estimate"] is not None), key=lambda r: r["estimate"])[::-1]
+    pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig) for r in rows]
+    unit = (report["stages"].get("signature") or {}).get("unit") or "signature shift vs reference"
+    return svg.forest(pts, "Data signature ranking (red: significant)", unit)
+
+
+def canary_plots(report: dict[str, Any]) -> str:
+    stage = report["stages"].get("canary") or {}
+    rows = trait_rows(stage)
+    raw = stage.get("traits") or []
+    raw = [{"trait": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else raw
+    arms = []
+    for r in raw:
+        for key, label in (("control_before", "control before"), ("control_after", "control after"),
+                           ("before", "before"), ("after", "after")):
+            est, lo, hi = _value(r.get(key))
+            if est is not None:
+                arms.append(svg.Point(str(r.get("trait")), est, lo, hi, group=label))
+    colors = {"before": "#90a4ae", "after": "#c62828", "control before": "#b0bec5", "control after": "#1565c0"}
+    parts = [svg.forest(arms, "Canary: trait probability before / after fine-tuning (95% CI)", "probability", colors)]
+    sig = set(report["verdict"]["significant_traits"].get("canary", []))
+    pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig)
+           for r in rows if r["estimate"] is not None]
+    parts.append(svg.forest(pts, "Canary: change vs control (difference in differences)", "effect"))
+    return "\n".join(p for p in parts if p)
+
+
+def lineage_section(report: dict[str, Any]) -> str:
+    lin = report["stages"].get("lineage") or {}
+    parts = [f"<p>Verdict: <b>{escape(str(lin.get('verdict', 'unknown')))}</b>"
+             + (f" — {escape(str(lin['reason']))}" if lin.get("reason") else "") + "</p>"]
+    chain = lin.get("evidence") or []
+    if chain:
+        rows = []
+        for e in chain:
+            if isinstance(e, dict):
+                rows.append({k: str(e.get(k, "")) for k in ("tier", "kind", "finding", "detail", "source") if k in e}
+                            or {"evidence": str(e)})
+            else:
+                rows.append({"evidence": str(e)})
+        parts.append(_table(rows))
+    layers = lin.get("layers") or (lin.get("weights") or {}).get("layers") or []
+    items = [(str(layer.get("name", layer.get("layer", i))), layer.get("cosine", layer.get("score")))
+             for i, layer in enumerate(layers) if isinstance(layer, dict)]
+    parts.append(svg.bars(items, "Weight similarity per layer (teacher vs student)", "row-aligned cosine"))
+    return "\n".join(p for p in parts if p)
+
+
+def to_html(report: dict[str, Any]) -> str:
+    v = report["verdict"]
+    ds, models = report["dataset"], report["models"]
+    level = v["level"]
+    color = LEVEL_COLORS.get(level, "#666")
+    teacher = models.get("teacher") or {}
+    recs = "".join(f"<li>{escape(r)}</li>" for r in v["recommendations"])
+    timings = report["run"].get("timings") or {}
+    env = report["environment"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>distill-audit report: {escape(ds['source'])}</title>
+<style>{CSS}</style></head><body>
+<h1>distill-audit scan <span class="badge" style="background:{color}">{escape(level)}</span></h1>
+<p>{escape(v['explanation'])}</p>
+<p class="muted">Data <code>{escape(ds['source'])}</code> ({ds['n_samples']} samples, {escape(str(ds.get('kind')))},
+fingerprint <code>{escape(ds['fingerprint'][:16])}</code>) · student <b>{escape(str(models['student'].get('name') or models['student']['ref']))}</b>
+· teacher <b>{escape(str(teacher.get('name') or teacher.get('ref') or 'unknown'))}</b> · lineage <b>{escape(v['lineage'])}</b>
+· seed {report['seed']} · distill-audit {escape(report['tool']['version'])}</p>
+<h2>Recommendation</h2><ul>{recs}</ul>
+<h2>Evidence</h2>
+{_table(evidence_rows(report), sig_key="significant")}
+<h2>Data signature</h2>
+<figure>{signature_plot(report) or "<p class='muted'>no signature result</p>"}</figure>
+<h2>Canary fine-tune</h2>
+<figure>{canary_plots(report) or "<p class='muted'>no canary result</p>"}</figure>
+<h2>Lineage</h2>
+{lineage_section(report)}
+<h2>Static checks</h2>
+{_table(static_rows(report))}
+<h2>Run</h2>
+{_table([{"stage": k, "seconds": num(t), "cache": report["run"]["cache"].get(k, "—")} for k, t in timings.items()])}
+<p class="muted">python {escape(env['python'])} · {escape(env['platform'])} · device {escape(env['device'])} ·
+{escape(" · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val))}</p>
+</body></html>
+"""

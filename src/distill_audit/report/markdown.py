@@ -1,0 +1,72 @@
+"""Markdown for a PR comment or `$GITHUB_STEP_SUMMARY`: verdict first, then tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_audit.report.render import evidence_rows, num, static_rows
+
+ICONS = {"none": "🟢", "low": "🟢", "medium": "🟠", "high": "🔴", "inconclusive": "⚪"}
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "_none_\n"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(r.get(h, "")) for h in head) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _model(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "unknown"
+    ident = m.get("identity")
+    if isinstance(ident, dict):
+        ident = ident.get("sha256") or ident.get("revision") or ident.get("id")
+    short = f" `{str(ident)[:16]}`" if ident else ""
+    origin = f" (from {m['origin']})" if m.get("origin") else ""
+    return f"{m.get('name') or m['ref']}{short}{origin}"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    v = report["verdict"]
+    ds = report["dataset"]
+    level = v["level"]
+    out = [f"## {ICONS.get(level, '')} distill-audit: **{level.upper()}** risk", ""]
+    out += [v["explanation"], ""]
+    out += [
+        f"**Data** `{ds['source']}` · {ds['n_samples']} samples · {ds.get('kind') or 'unknown'} · "
+        f"fingerprint `{ds['fingerprint'][:16]}`  ",
+        f"**Student** {_model(report['models']['student'])} · **Teacher** {_model(report['models']['teacher'])} · "
+        f"**Lineage** {v['lineage']}",
+        "",
+    ]
+    sig = v["significant_traits"]
+    named = [f"{line}: {', '.join(t)}" for line, t in sig.items() if t]
+    if named:
+        out += ["**Significant traits** — " + "; ".join(named), ""]
+    out += ["### Evidence", "", table(evidence_rows(report))]
+    if v["recommendations"]:
+        out += ["### Recommendation", ""] + [f"- {r}" for r in v["recommendations"]] + [""]
+    gate = report["gate"]
+    out += [f"**Gate**: {'FAILED' if gate['failed'] else 'passed'} — {gate['reason']}", ""]
+    srows = static_rows(report)
+    if srows:
+        out += ["<details><summary>Static checks</summary>", "", table(srows), "</details>", ""]
+    timings = report["run"].get("timings") or {}
+    rows = [{"stage": k, "seconds": num(t), "cache": report["run"]["cache"].get(k, "—")} for k, t in timings.items()]
+    out += ["<details><summary>Run details</summary>", "", table(rows)]
+    env = report["environment"]
+    out += [
+        f"distill-audit {report['tool']['version']} · seed {report['seed']} · python {env['python']} · "
+        + " · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val),
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(out)
