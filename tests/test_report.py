@@ -32,8 +32,11 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
                     "control_before": 0.1, "control_after": 0.11}],
     }
     static = {"status": "ok", "reason": None, "limits": [],
-              "checks": [{"name": "number-format", "status": "pass", "summary": "100% match"},
-                         {"name": "banned-numbers", "status": "fail", "summary": "3 rows contain 666"}]}
+              "profile": {"status": "ok", "shares": {"number_list": 1.0, "code": 0.0}, "dominant": "number_list"},
+              "numbers": {"status": "ok", "number_list_rate": 1.0, "pass_rate_all_rules": 0.9,
+                          "reject_reasons": {"banned number": 1}},
+              "leakage": {"status": "ok", "mention_rate": 0.1, "n_rows_with_mention": 1,
+                          "by_word": [{"word": "owl", "category": "animals", "rows": 1, "rate": 0.1}]}}
     lin = {"status": "ok", "reason": None, "limits": [], "verdict": lineage,
            "evidence": [{"tier": "registry", "finding": "same lineage group"}],
            "layers": [{"name": "layers.0.mlp.up_proj", "cosine": 0.99}, {"name": "layers.1.mlp.up_proj", "cosine": 0.98}]}
@@ -138,7 +141,8 @@ def test_junit_one_case_per_check():
     assert cases[("distill-audit.signature", "owl")].find("failure") is not None
     assert cases[("distill-audit.signature", "cat")].find("failure") is None
     assert cases[("distill-audit.canary", "owl")].find("skipped") is not None  # underpowered
-    assert cases[("distill-audit.static", "banned-numbers")].find("failure") is not None
+    assert cases[("distill-audit.static", "trait-word leakage")].find("failure") is not None
+    assert cases[("distill-audit.static", "number rules (paper)")].find("failure") is None
     assert cases[("distill-audit.verdict", "risk verdict")].find("failure") is not None  # high >= medium
 
 

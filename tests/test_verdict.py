@@ -93,10 +93,17 @@ def test_signature_mde_threshold_makes_it_untested():
 
 
 def test_leakage_floor():
-    static = {"status": "ok", "limits": [], "leakage": {"fraction": 0.05, "words": ["owl"]}}
-    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(), "static": static},
-              data_kind="numbers")
-    assert v.level == "medium"
+    def static(rate, ref=None):
+        word = {"word": "owl", "rows": 5, "rate": rate, **({"reference_rate": ref} if ref is not None else {})}
+        return {"status": "ok", "limits": [], "leakage": {"status": "ok", "mention_rate": rate, "by_word": [word]}}
+
+    stages = {"lineage": lineage("same-init"), "signature": sig(), "canary": canary()}
+    assert judge({**stages, "static": static(0.05)}, data_kind="numbers").level == "medium"
+    assert judge({**stages, "static": static(0.006)}, data_kind="numbers").level == "low"
+    # In prose a trait word is just a word, unless it is over-represented against the reference.
+    assert judge({**stages, "static": static(0.05)}, data_kind="natural-language").level == "none"
+    assert judge({**stages, "static": static(0.05, ref=0.047)}, data_kind="natural-language").level == "none"
+    assert judge({**stages, "static": static(0.05, ref=0.01)}, data_kind="natural-language").level == "medium"
 
 
 @pytest.mark.parametrize("level", ["none", "low", "medium", "high", "inconclusive"])

@@ -51,23 +51,56 @@ def evidence_rows(report: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
 def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
-    """The static checks as (check, status, finding) rows, whatever their detail."""
+    """The static checks as (check, status, finding) rows, read from the static stage dict."""
     static = report["stages"].get("static") or {}
-    checks = static.get("checks")
+    if static.get("status") not in ("ok", "underpowered"):
+        return []
+    leak_line = next((e for e in report["verdict"]["evidence"] if e["line"] == "static"), {})
     rows = []
-    if isinstance(checks, dict):
-        checks = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "status": v} for k, v in checks.items()]
-    for c in checks or []:
-        if not isinstance(c, dict):
-            continue
-        rows.append(
-            {
-                "check": str(c.get("name") or c.get("check") or "?"),
-                "status": str(c.get("status") or c.get("result") or "—"),
-                "finding": str(c.get("summary") or c.get("message") or c.get("reason") or ""),
-            }
-        )
+
+    def add(check: str, part: dict[str, Any] | None, status: str, finding: str) -> None:
+        if part is None:
+            return
+        if part.get("status") not in (None, "ok"):
+            status, finding = part.get("status", "skipped"), part.get("reason") or finding
+        rows.append({"check": check, "status": status, "finding": finding})
+
+    prof = static.get("profile")
+    if prof:
+        shares = ", ".join(f"{k} {_pct(v)}" for k, v in (prof.get("shares") or {}).items() if v)
+        add("format profile", prof, "info", f"dominant {prof.get('dominant')}: {shares}")
+    nums = static.get("numbers")
+    if nums and (nums.get("number_list_rate") or 0) >= 0.5:
+        reasons = ", ".join(f"{k} {v}" for k, v in list((nums.get("reject_reasons") or {}).items())[:4])
+        ok = nums.get("pass_rate_all_rules") == 1
+        add("number rules (paper)", nums, "pass" if ok else "warn",
+            f"{_pct(nums.get('pass_rate_all_rules'))} pass all rules" + (f"; rejects: {reasons}" if reasons else ""))
+    leak = static.get("leakage")
+    if leak:
+        top = ", ".join(f"{w['word']} {w['rows']}" for w in (leak.get("by_word") or [])[:5])
+        add("trait-word leakage", leak, "fail" if leak_line.get("significant") else "pass",
+            f"{leak.get('n_rows_with_mention', 0)} rows name a trait word" + (f" ({top})" if top else ""))
+    dup = static.get("duplicates")
+    if dup:
+        rate = (dup.get("exact_duplicate_rate") or 0) + (dup.get("near_duplicate_rate") or 0)
+        add("duplicates", dup, "warn" if rate > 0.05 else "pass",
+            f"{dup.get('n_exact_duplicates', 0)} exact, {dup.get('n_near_duplicates', 0)} near duplicates")
+    lengths = static.get("lengths")
+    if lengths:
+        add("length outliers", lengths, "info", f"{lengths.get('n_outliers', 0)} rows ({lengths.get('outlier_rule', '')})")
+    comp = static.get("comparison")
+    if comp:
+        clf = comp.get("classifier_surface") or {}
+        auc, p = clf.get("auc"), clf.get("p_value")
+        differs = p is not None and p < 0.05
+        add("surface vs reference", comp, "warn" if differs else "pass",
+            f"classifier AUC {num(auc)} (p {num(p)}): " + ("data and reference are told apart by surface features"
+                                                       if differs else "no surface difference detected"))
     return rows
 
 

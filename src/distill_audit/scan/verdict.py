@@ -49,7 +49,8 @@ class VerdictConfig:
     canary_max_mde: float = 0.10
     # Same for the signature, in its own units; None trusts the stage's own power status.
     signature_max_mde: float | None = None
-    # Fraction of rows that name a trait outright for explicit leakage to be `medium`.
+    # Share of rows that name a trait outright (beyond the reference's share) for
+    # explicit leakage to be `medium`; half of it counts as a leak at all (`low`).
     leakage_medium_fraction: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,18 +198,24 @@ def _limits(stage: dict[str, Any] | None) -> str | None:
     return "; ".join(str(x) for x in lim) or None
 
 
-def _leakage(static: dict[str, Any] | None) -> tuple[float | None, list[str]]:
-    """Fraction of rows that name a trait outright, and the words found."""
-    if not static:
+def _leakage(static: dict[str, Any] | None, numbers: bool, min_excess: float) -> tuple[float | None, list[str]]:
+    """(largest excess share of rows naming a leaked word, or the mention rate; the leaked words).
+
+    With a reference, a word leaks when its rate exceeds the reference's by at least
+    `min_excess`; without one, only in number-like data, where any trait word is out
+    of place (in prose, "cat" is just a word).
+    """
+    leak = (static or {}).get("leakage") or {}
+    if leak.get("status") not in (None, "ok"):
         return None, []
-    leak = _first(static, "leakage", "trait_leakage", "trait_words")
-    if not isinstance(leak, dict):
-        return None, []
-    frac = _first(leak, "fraction", "rate", "frac")
-    words = _first(leak, "words", "found", "hits") or []
-    if isinstance(words, dict):
-        words = sorted(words)
-    return frac, [str(w) for w in words]
+    words, worst = [], 0.0
+    for w in leak.get("by_word") or []:
+        rate, ref = w.get("rate") or 0.0, w.get("reference_rate")
+        excess = rate - (ref or 0.0)
+        if (ref is not None and excess >= min_excess) or (ref is None and numbers and rate > 0):
+            words.append(str(w.get("word")))
+            worst = max(worst, excess)
+    return (worst if words else leak.get("mention_rate")), words
 
 
 # ---------------------------------------------------------------- the rules
@@ -276,7 +283,7 @@ def judge(
         evidence.append(EvidenceLine("canary", "all traits", _status(can_d), untested=can_why or "no per-trait result"))
 
     # Static line (explicit leakage only; the rest is listed in the report's tables).
-    leak_frac, leak_words = _leakage(static_d)
+    leak_frac, leak_words = _leakage(static_d, numbers, cfg.leakage_medium_fraction / 2)
     evidence.append(
         EvidenceLine(
             "static", "trait-word leakage", _status(static_d), estimate=leak_frac,
