@@ -1,0 +1,1 @@
+"""Lineage: do teacher and student share a pretrained initialization?"""
