@@ -42,7 +42,7 @@ def test_different_init_lowers_numbers_but_not_language():
 def test_unknown_lineage_with_signature_is_medium_and_says_so():
     v = judge({"lineage": None, "signature": sig("owl"), "canary": SKIPPED}, data_kind="numbers")
     assert v.level == "medium"
-    assert "teacher is unknown" in v.explanation
+    assert "Lineage is unknown" in v.explanation
     assert any("--teacher" in r for r in v.recommendations)
 
 

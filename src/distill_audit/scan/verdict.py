@@ -347,8 +347,10 @@ def judge(
 
     level = _max_level([r["level"] for r in rules])
     significant = {"signature": sig_hits, "canary": can_hits}
-    explanation = _explain(level, rules, lineage, data_kind, untested)
-    recs = _recommend(level, lineage, numbers, sig_hits, can_hits, sig_powered, can_powered, lineage_ok, leak_words)
+    lineage_reason = _reason(lineage_d, "no teacher given or found in the data's provenance")
+    explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested)
+    recs = _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words,
+                      {"signature": (sig_d, sig_powered), "canary": (can_d, can_powered), "lineage": (lineage_d, lineage_ok)})
     return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg)
 
 
@@ -359,7 +361,7 @@ def _max_level(levels: list[str]) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in levels else "none"
 
 
-def _explain(level: str, rules, lineage: str, data_kind: str, untested: list[str]) -> str:
+def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: str, untested: list[str]) -> str:
     head = {
         "high": "High risk: a student trained on this data is likely to absorb the teacher's traits.",
         "medium": "Medium risk: the data carries trait evidence that may transfer to this student.",
@@ -373,14 +375,16 @@ def _explain(level: str, rules, lineage: str, data_kind: str, untested: list[str
     if others:
         parts.append("Also: " + "; ".join(others) + ".")
     if lineage == "unknown":
-        parts.append("The teacher is unknown, so the verdict assumes it may share the student's initialization.")
+        parts.append(f"Lineage is unknown ({lineage_reason}), so the verdict assumes the teacher may share the "
+                     "student's initialization.")
     if untested and level != INCONCLUSIVE:
         parts.append("Not tested: " + "; ".join(untested) + ".")
     parts.append(f"Data kind: {data_kind}.")
     return " ".join(p for p in parts if p)
 
 
-def _recommend(level, lineage, numbers, sig_hits, can_hits, sig_powered, can_powered, lineage_ok, leak_words) -> list[str]:
+def _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words, lines) -> list[str]:
+    """What to do next, from the same facts the rules used; `lines` maps line -> (stage dict, tested)."""
     recs: list[str] = []
     if (sig_hits or can_hits) and lineage in SHARED_INIT:
         recs.append("Pick a student from another family (a different initialization)"
@@ -391,13 +395,26 @@ def _recommend(level, lineage, numbers, sig_hits, can_hits, sig_powered, can_pow
                     "(ranked in the per-sample Parquet) and scan again; filtering by content alone does not remove it.")
     if leak_words:
         recs.append("Sanitize rows that name the trait outright (listed in the static checks) and scan again.")
-    if not lineage_ok:
-        recs.append("Pass --teacher (name or local path) so lineage can be tested.")
-    if not can_powered:
-        recs.append("Run the canary with more samples, epochs or seeds (--thorough), ideally on a GPU with the real "
-                    "student, so a null result can be read as safety.")
-    if not sig_powered:
-        recs.append("Run the data signature with more samples (--sample) so it has enough power.")
+    fixes = {
+        "signature": "Run the data signature with more samples (--sample) so it has enough power.",
+        "canary": "Run the canary with more samples, epochs or seeds (--thorough), ideally on a GPU with the real "
+                  "student, so a null result can be read as safety.",
+        "lineage": "Pass --teacher (name or local path) so lineage can be tested.",
+    }
+    for name, (stage, tested) in lines.items():
+        if tested:
+            continue
+        status = _status(stage)
+        if name == "lineage" and stage and stage.get("reason", "").startswith("--skip"):
+            recs.append(f"Test lineage too (it was skipped: {stage['reason']}).")
+        elif name == "lineage":
+            recs.append(fixes[name])
+        elif status == "skipped":
+            recs.append(f"Run the {name} stage too (it was skipped: {_reason(stage, 'not run')}).")
+        elif status == "failed":
+            recs.append(f"The {name} stage failed ({_reason(stage, 'unknown error')}); fix that and scan again.")
+        else:
+            recs.append(fixes[name])
     if level in ("none", "low") and not recs:
         recs.append("No action needed; keep the report with the dataset.")
     return recs

@@ -1,0 +1,180 @@
+"""`scan --dry-run`: validate the inputs, resolve the models, estimate the work, stop.
+
+Token counts come from the student's own tokenizer; times come from throughputs
+measured here, on this machine, with a few forward / backward / sampling passes of the
+student on the data's own rows, so the estimate follows the hardware it runs on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from distill_audit import ui
+from distill_audit.scan.pipeline import ScanOptions, prepare
+
+MEASURE_ROWS = 8  # rows used to measure throughput
+MEASURE_NEW_TOKENS = 8
+
+
+@dataclass
+class StagePlan:
+    name: str
+    runs: bool
+    what: str
+    tokens: int | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    data: dict[str, Any]
+    student: dict[str, Any]
+    teacher: dict[str, Any] | None
+    teacher_note: str | None
+    stages: list[StagePlan]
+    throughput: dict[str, float | None]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(s.seconds or 0.0 for s in self.stages if s.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data, "student": self.student, "teacher": self.teacher, "teacher_note": self.teacher_note,
+            "stages": [s.to_dict() for s in self.stages], "throughput": self.throughput,
+            "total_seconds": round(self.total_seconds, 1), "notes": self.notes,
+        }
+
+
+def _measure(loaded, samples) -> dict[str, float]:
+    """Tokens per second for scoring (forward), training (forward+backward) and sampling, on this machine."""
+    import torch
+
+    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.models.chat import encode
+    from distill_audit.traits.training import collate, pad_token_id
+
+    model, tok = loaded.model, loaded.tokenizer
+    rows = [encode(tok, list(s.prompt), s.completion) for s in samples[:MEASURE_ROWS]]
+    batch = collate(rows, pad_token_id(tok))
+    n_tokens = int(batch["attention_mask"].sum())
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        model(**inputs)  # warm-up
+        t0 = time.perf_counter()
+        model(**inputs)
+        fwd = n_tokens / max(time.perf_counter() - t0, 1e-6)
+    model.train()
+    t0 = time.perf_counter()
+    out = model(**inputs, labels=batch["labels"])
+    out.loss.backward()
+    train = n_tokens / max(time.perf_counter() - t0, 1e-6)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    prompts = [list(s.prompt) for s in samples[:MEASURE_ROWS]]
+    t0 = time.perf_counter()
+    sample_completions(model, tok, prompts, max_new_tokens=MEASURE_NEW_TOKENS, seed=0)
+    gen = len(prompts) * MEASURE_NEW_TOKENS / max(time.perf_counter() - t0, 1e-6)
+    return {"forward_tokens_per_s": round(fwd, 1), "train_tokens_per_s": round(train, 1), "sample_tokens_per_s": round(gen, 1)}
+
+
+def scan_plan(opts: ScanOptions) -> Plan:
+    from distill_audit.scan.pipeline import _LazyStudent, _max_completion_tokens, data_kind
+
+    ctx = prepare(opts)
+    ds = ctx.ds
+    kind = data_kind(None, ds.samples)
+    notes: list[str] = []
+    with ui.progress_task("measuring this machine with the student", total=None):
+        loaded = _LazyStudent(ctx.student_ref, opts.device, allow_pickle=opts.allow_pickle,
+                              trust_remote_code=opts.trust_remote_code).get()
+        from distill_audit.models.chat import encode
+
+        row_tokens = [len(encode(loaded.tokenizer, list(s.prompt), s.completion).input_ids) for s in ds.samples]
+        speed = _measure(loaded, ds.samples)
+    data_tokens = sum(row_tokens)
+    max_new = _max_completion_tokens(loaded.tokenizer, ds.samples)
+    fwd, train, gen = speed["forward_tokens_per_s"], speed["train_tokens_per_s"], speed["sample_tokens_per_s"]
+
+    stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {kind} data", data_tokens)]
+    self_ref = ctx.user_reference is None and (not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None))
+    ref_tokens = len(ds) * max_new
+    stages.append(StagePlan(
+        "reference", self_ref,
+        f"the student answers the data's {len(ds)} prompts (≤ {max_new} new tokens each)" if self_ref
+        else "user reference file" if ctx.user_reference else "not needed",
+        ref_tokens if self_ref else None, ref_tokens / gen if self_ref and gen else None,
+    ))
+    stages.append(StagePlan("static", True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference"))
+    lineage_runs = not opts.skip_lineage and ctx.teacher_ref is not None
+    stages.append(StagePlan(
+        "lineage", lineage_runs,
+        f"{ctx.teacher['name']} vs {ctx.student['name']}" if lineage_runs else (ctx.teacher_note or "--skip-lineage"),
+    ))
+    stages.append(_signature_plan(opts, data_tokens, fwd))
+    stages.append(_canary_plan(opts, ds, row_tokens, fwd, train))
+    notes.append(
+        "times extrapolate throughput measured just now on this machine "
+        f"({speed['forward_tokens_per_s']:.0f} scored, {speed['train_tokens_per_s']:.0f} trained, "
+        f"{speed['sample_tokens_per_s']:.0f} sampled tokens/s); a shared or busy machine runs slower"
+    )
+    return Plan(
+        data={"source": ds.source, "rows": len(ds), "kind": kind, "fingerprint": ds.fingerprint, "tokens": data_tokens},
+        student=ctx.student, teacher=ctx.teacher, teacher_note=ctx.teacher_note, stages=stages, throughput=speed, notes=notes,
+    )
+
+
+def _signature_plan(opts: ScanOptions, data_tokens: int, fwd: float) -> StagePlan:
+    if opts.skip_signature:
+        return StagePlan("signature", False, "--skip-signature")
+    from distill_audit.scan.pipeline import make_config
+    from distill_audit.traits.signature import SignatureConfig, default_traits
+
+    cfg = make_config(SignatureConfig, opts.signature, "signature")
+    n_traits = len(default_traits())
+    # Every trait's system prompt plus the plain prompt, over data and reference rows.
+    tokens = (n_traits + 1) * data_tokens * 2
+    return StagePlan("signature", True, f"{n_traits} traits scored on data and reference ({cfg})", tokens, tokens / fwd)
+
+
+def _canary_plan(opts: ScanOptions, ds, row_tokens: list[int], fwd: float, train: float) -> StagePlan:
+    if opts.skip_canary:
+        return StagePlan("canary", False, "--skip-canary")
+    from distill_audit.scan.pipeline import make_config
+    from distill_audit.traits.canary import CanaryConfig, planned_work
+
+    cfg = make_config(CanaryConfig, opts.canary, "canary")
+    work = planned_work(cfg, n_rows=len(ds), mean_row_tokens=sum(row_tokens) / max(len(row_tokens), 1))
+    seconds = work["train_tokens"] / train + work["probe_tokens"] / fwd
+    return StagePlan("canary", True, work["what"], work["train_tokens"] + work["probe_tokens"], seconds)
+
+
+def print_plan(plan: Plan) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"scan plan: {plan.data['source']} ({plan.data['rows']} rows, {plan.data['kind']})", title_justify="left")
+    for col in ("stage", "runs", "what", "tokens", "est. time"):
+        t.add_column(col)
+    for s in plan.stages:
+        t.add_row(s.name, "yes" if s.runs else "no", s.what, f"{s.tokens:,}" if s.tokens else "—",
+                  _duration(s.seconds) if s.runs and s.seconds is not None else "—")
+    ui.out.print(t)
+    teacher = plan.teacher["name"] if plan.teacher else f"unknown ({plan.teacher_note})"
+    ui.out.print(f"student: {plan.student['name']}   teacher: {teacher}", highlight=False)
+    ui.out.print(f"estimated total: {_duration(plan.total_seconds)} on this machine", highlight=False)
+    for n in plan.notes:
+        ui.out.print(f"note: {n}", highlight=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
