@@ -199,6 +199,19 @@ def gather(local: Sequence[T], *, strided: bool = False) -> list[T]:
     return out
 
 
+def shard_batch(batch: Sequence[T]) -> tuple[list[T], bool]:
+    """This process's rows of one global training batch, and whether they count.
+
+    Every process must run forward and backward at every step (DDP synchronises the
+    gradients), even when the last batch has fewer rows than processes: such a process
+    gets the batch's first row back with `counts=False` and must weight its loss by 0.
+    """
+    local = shard(batch)
+    if local or not batch:
+        return local, True
+    return [batch[0]], False
+
+
 def broadcast(obj: T) -> T:
     """Rank 0's `obj` on every process (e.g. a cache hit that only rank 0 looked up)."""
     if not runtime().is_distributed:
