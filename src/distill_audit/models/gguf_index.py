@@ -41,6 +41,7 @@ class GGUFIndex:
     path: Path
     metadata: dict[str, object] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)
+    array_spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # byte ranges of skipped arrays
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
 
     @property
@@ -50,6 +51,17 @@ class GGUFIndex:
 
     def arch_value(self, key: str):
         return self.metadata.get(f"{self.architecture}.{key}")
+
+    def array_digest(self, key: str) -> str | None:
+        """sha256 of a long array's raw bytes (e.g. the vocabulary), or None."""
+        import hashlib
+
+        span = self.array_spans.get(key)
+        if span is None:
+            return None
+        with self.path.open("rb") as f:
+            f.seek(span[0])
+            return hashlib.sha256(f.read(span[1] - span[0])).hexdigest()
 
 
 class _Cursor:
@@ -85,6 +97,7 @@ class _Cursor:
             itype, count = self.take("I"), self.take("Q")
             if count > _KEEP_ARRAY:
                 index.array_lengths[key] = count
+                start = self.pos
                 if itype == _STRING:
                     for _ in range(count):
                         self.skip_string()
@@ -92,6 +105,9 @@ class _Cursor:
                     self.pos += count * struct.calcsize("<" + _SCALARS[itype])
                 else:
                     raise ModelError(f"{self.path}: unsupported nested array in GGUF key {key}")
+                if self.pos > len(self.buf):
+                    raise ModelError(f"{self.path}: GGUF header is truncated (file ends at byte {len(self.buf)})")
+                index.array_spans[key] = (start, self.pos)
                 return None
             return [self.value(itype, key, index) for _ in range(count)]
         raise ModelError(f"{self.path}: unknown GGUF value type {vtype} for key {key}")
@@ -157,7 +173,5 @@ def read_gguf_tensor(index: GGUFIndex, name: str) -> np.ndarray:
     info = index.tensors[name]
     qtype = GGMLQuantizationType(info.qtype)
     raw = np.memmap(index.path, dtype=np.uint8, mode="r", offset=info.offset, shape=(info.n_bytes,))
-    if qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
-        pass
     data = raw.reshape(quant_shape_to_byte_shape(info.shape, qtype))
     return np.asarray(dequantize(data, qtype), dtype=np.float32).reshape(info.shape)
