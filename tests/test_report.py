@@ -38,8 +38,12 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
               "leakage": {"status": "ok", "mention_rate": 0.1, "n_rows_with_mention": 1,
                           "by_word": [{"word": "owl", "category": "animals", "rows": 1, "rate": 0.1}]}}
     lin = {"status": "ok", "reason": None, "limits": [], "verdict": lineage,
-           "evidence": [{"tier": "registry", "finding": "same lineage group"}],
-           "layers": [{"name": "layers.0.mlp.up_proj", "cosine": 0.99}, {"name": "layers.1.mlp.up_proj", "cosine": 0.98}]}
+           "confidence": "high", "decided_by": "weights",
+           "evidence": [{"tier": 1, "name": "registry", "verdict": lineage, "confidence": "medium", "summary": "one group"},
+                        {"tier": 3, "name": "weights", "verdict": lineage, "confidence": "high", "summary": "rows match",
+                         "details": {"p_value": 0.001, "layers": [
+                             {"layer": i, "aligned_cosine": 0.99, "matched_cosine": 0.99, "null_mean": 0.0, "null_sd": 0.01}
+                             for i in range(2)]}}]}
     stages = {"static": static, "lineage": lin, "signature": sig, "canary": canary}
     verdict = judge(stages, data_kind="numbers")
     return build_report(

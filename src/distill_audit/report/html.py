@@ -7,7 +7,7 @@ from typing import Any
 
 from distill_audit.report import svg
 from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, static_rows
-from distill_audit.scan.verdict import trait_rows
+from distill_audit.scan.verdict import lineage_weights, trait_rows
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
@@ -73,22 +73,33 @@ def canary_plots(report: dict[str, Any]) -> str:
 
 def lineage_section(report: dict[str, Any]) -> str:
     lin = report["stages"].get("lineage") or {}
-    parts = [f"<p>Verdict: <b>{escape(str(lin.get('verdict', 'unknown')))}</b>"
-             + (f" — {escape(str(lin['reason']))}" if lin.get("reason") else "") + "</p>"]
-    chain = lin.get("evidence") or []
-    if chain:
-        rows = []
-        for e in chain:
-            if isinstance(e, dict):
-                rows.append({k: str(e.get(k, "")) for k in ("tier", "kind", "finding", "detail", "source") if k in e}
-                            or {"evidence": str(e)})
-            else:
-                rows.append({"evidence": str(e)})
+    head = f"<p>Verdict: <b>{escape(str(lin.get('verdict', 'unknown')))}</b>"
+    if lin.get("confidence"):
+        head += f" (confidence {escape(str(lin['confidence']))}, decided by {escape(str(lin.get('decided_by')))})"
+    if lin.get("summary") or lin.get("reason"):
+        head += f" — {escape(str(lin.get('summary') or lin.get('reason')))}"
+    parts = [head + "</p>"]
+    rows = [
+        {"tier": str(e.get("tier", "")), "check": str(e.get("name", "")), "verdict": str(e.get("verdict") or "—"),
+         "confidence": str(e.get("confidence") or "—"), "finding": str(e.get("summary") or "")}
+        for e in lin.get("evidence") or [] if isinstance(e, dict)
+    ]
+    if rows:
         parts.append(_table(rows))
-    layers = lin.get("layers") or (lin.get("weights") or {}).get("layers") or []
-    items = [(str(layer.get("name", layer.get("layer", i))), layer.get("cosine", layer.get("score")))
-             for i, layer in enumerate(layers) if isinstance(layer, dict)]
-    parts.append(svg.bars(items, "Weight similarity per layer (teacher vs student)", "row-aligned cosine"))
+    weights = lineage_weights(lin)
+    layers = weights.get("layers") or []
+    pts = []
+    for layer in layers:
+        label = f"layer {layer.get('layer')}"
+        pts.append(svg.Point(label, layer.get("aligned_cosine"), group="row-aligned"))
+        pts.append(svg.Point(label, layer.get("matched_cosine"), group="Hungarian-matched"))
+        pts.append(svg.Point(label, layer.get("null_mean"),
+                             layer.get("null_mean", 0) - 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
+                             layer.get("null_mean", 0) + 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
+                             group="random pairing (±2 sd)"))
+    colors = {"row-aligned": "#c62828", "Hungarian-matched": "#1565c0", "random pairing (±2 sd)": "#9e9e9e"}
+    title = "Teacher vs student MLP weights per layer" + (f" (combined p = {num(weights.get('p_value'))})" if weights else "")
+    parts.append(svg.forest(pts, title, "mean cosine of matching rows", colors))
     return "\n".join(p for p in parts if p)
 
 

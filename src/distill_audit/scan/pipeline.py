@@ -307,7 +307,7 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
     stages_run = _Stages(StageCache(enabled=not opts.no_cache), opts.seed)
     ctx = stages_run.timed("ingest", lambda: prepare(opts))
     ds = ctx.ds
-    seeds = {name: derive_seed(opts.seed, name) for name in ("sample", "static", "reference", "signature", "canary")}
+    seeds = {name: derive_seed(opts.seed, name) for name in ("sample", "static", "lineage", "reference", "signature", "canary")}
     data_key = {"fingerprint": ds.fingerprint, "rows": len(ds), "sample_seed": seeds["sample"] if opts.sample else None}
     student_id = ctx.student["identity"]
     lazy = _LazyStudent(ctx.student_ref, opts.device, allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
@@ -325,7 +325,7 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
 
         def lineage_stage() -> dict[str, Any]:
             with ui.progress_task("lineage", total=None):
-                return {"result": check_lineage(ctx.teacher_ref, ctx.student_ref).to_dict()}
+                return {"result": check_lineage(ctx.teacher_ref, ctx.student_ref, seed=seeds["lineage"]).to_dict()}
 
         lineage = stages_run.cached("lineage", {"models": {"teacher": ctx.teacher["identity"], "student": student_id},
                                                 "data": {}, "config": {}}, lineage_stage)["result"]

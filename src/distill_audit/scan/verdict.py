@@ -193,6 +193,14 @@ def _powered(stage: dict[str, Any] | None, rows, max_mde: float | None) -> tuple
     return True, None
 
 
+def lineage_weights(lineage: dict[str, Any] | None) -> dict[str, Any]:
+    """The weight tier's details (mean row cosine per layer, combined p), when it ran."""
+    for e in (lineage or {}).get("evidence") or []:
+        if isinstance(e, dict) and e.get("name") == "weights" and (e.get("details") or {}).get("layers"):
+            return e["details"]
+    return {}
+
+
 def _limits(stage: dict[str, Any] | None) -> str | None:
     lim = (stage or {}).get("limits") or []
     return "; ".join(str(x) for x in lim) or None
@@ -240,15 +248,17 @@ def judge(
 
     # Lineage line.
     lineage_ok = lineage != "unknown" and _status(lineage_d) == "ok"
+    weights = lineage_weights(lineage_d)
+    cosines = [x.get("aligned_cosine") for x in weights.get("layers") or [] if x.get("aligned_cosine") is not None]
     evidence.append(
         EvidenceLine(
             "lineage",
             "shared initialization",
-            _status(lineage_d) if lineage != "unknown" else ("skipped" if not lineage_d else _status(lineage_d)),
-            estimate=_first(lineage_d or {}, "score", "cosine", "estimate"),
-            p=_first(lineage_d or {}, "p", "p_value"),
+            _status(lineage_d) if lineage_d else "skipped",
+            estimate=sum(cosines) / len(cosines) if cosines else None,
+            p=weights.get("p_value"),
             untested=None if lineage_ok else _reason(lineage_d, "no teacher given or found in the data's provenance"),
-            note=lineage,
+            note=lineage + (f", {lineage_d['confidence']} confidence" if (lineage_d or {}).get("confidence") else ""),
         )
     )
 
