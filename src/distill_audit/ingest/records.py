@@ -46,7 +46,8 @@ class SkippedRow:
     index: int
     line: int | None
     field: str | None
-    reason: str
+    reason: str  # a short category ("malformed JSON", "empty completion", ...) for summaries
+    detail: str = ""  # the specifics (column, byte, type) for this row
 
 
 @dataclass
@@ -60,6 +61,8 @@ class AuditDataset:
     skipped: list[SkippedRow] = field(default_factory=list)
     sampled_from: int | None = None  # usable rows before --sample, when sampled
     seed: int | None = None
+    skipped_counts: dict[str, int] = field(default_factory=dict)  # reason -> rows; complete even when `skipped` is capped
+    schema_fields: dict[str, str] = field(default_factory=dict)  # schema role -> column read (e.g. completion -> output)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -74,7 +77,13 @@ class AuditDataset:
                     seen.setdefault(k, set()).add(str(v))
         return {k: sorted(v)[:20] for k, v in sorted(seen.items())}
 
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped_summary().values())
+
     def skipped_summary(self) -> dict[str, int]:
+        if self.skipped_counts:
+            return dict(self.skipped_counts)
         out: dict[str, int] = {}
         for row in self.skipped:
             out[row.reason] = out.get(row.reason, 0) + 1

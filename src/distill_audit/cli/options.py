@@ -1,0 +1,105 @@
+"""The data options every data-reading command shares, spelled once.
+
+A command declares `data: DataArg` and the `*Opt` parameters below, then calls
+`load_data(data, DataOptions(...), seed=seed)`; `scan`, `inspect` and the rest read
+data exactly the same way (same flags, same errors, same skipped-row report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from distill_audit import ui
+from distill_audit.ingest import AuditDataset, load_dataset
+from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+
+
+class SchemaName(str, Enum):
+    prompt_completion = "prompt_completion"
+    messages = "messages"
+    alpaca = "alpaca"
+    text = "text"
+
+
+_DATA = "Data options"
+
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        help="Dataset: .jsonl/.ndjson, .json, .parquet, .csv/.tsv, .arrow, a datasets save_to_disk folder, "
+        "or a Hugging Face dataset id in the local cache.",
+        show_default=False,
+    ),
+]
+SchemaOpt = Annotated[
+    Optional[SchemaName],
+    typer.Option("--schema", help="Row schema; detected from the field names when omitted.", rich_help_panel=_DATA, show_default=False),
+]
+PromptFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--prompt-field", help="Field holding the prompt (or the Alpaca instruction).", rich_help_panel=_DATA, show_default=False),
+]
+CompletionFieldOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--completion-field", help="Field holding the teacher's reply (or the text).", rich_help_panel=_DATA, show_default=False
+    ),
+]
+MessagesFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--messages-field", help="Field holding a chat message list.", rich_help_panel=_DATA, show_default=False),
+]
+SampleOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--sample", min=1, help="Audit a seeded uniform sample of N rows (streamed; the file may exceed memory).",
+        rich_help_panel=_DATA, show_default=False,
+    ),
+]
+SkipBadRowsOpt = Annotated[
+    bool,
+    typer.Option("--skip-bad-rows", help="Skip unreadable rows and report how many and why, instead of stopping.", rich_help_panel=_DATA),
+]
+MaxRowMbOpt = Annotated[
+    float,
+    typer.Option("--max-row-mb", min=0.001, help="Rows larger than this are bad rows.", rich_help_panel=_DATA),
+]
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    schema: SchemaName | str | None = None
+    prompt_field: str | None = None
+    completion_field: str | None = None
+    messages_field: str | None = None
+    sample: int | None = None
+    skip_bad_rows: bool = False
+    max_row_mb: float = DEFAULT_MAX_ROW_MB
+
+
+def load_data(source: str, options: DataOptions, *, seed: int, label: str = "data") -> AuditDataset:
+    """load_dataset from the shared flags, then say what was skipped or sampled."""
+    schema = options.schema.value if isinstance(options.schema, SchemaName) else options.schema
+    ds = load_dataset(
+        source,
+        schema=schema,
+        prompt_field=options.prompt_field,
+        completion_field=options.completion_field,
+        messages_field=options.messages_field,
+        sample=options.sample,
+        seed=seed,
+        skip_bad_rows=options.skip_bad_rows,
+        max_row_mb=options.max_row_mb,
+    )
+    if ds.n_skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(ds.skipped_summary().items(), key=lambda kv: -kv[1]))
+        first = ds.skipped[0]
+        where = f"line {first.line}" if first.line is not None else f"row {first.index}"
+        ui.warn(f"{label}: skipped {ds.n_skipped} of {ds.n_rows_total} rows ({reasons}; first at {where})")
+    if ds.sampled_from is not None:
+        ui.info(f"{label}: sampled {len(ds)} of {ds.sampled_from} usable rows (seed {seed})")
+    return ds

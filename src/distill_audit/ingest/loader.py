@@ -1,0 +1,233 @@
+"""`load_dataset` and `iter_samples`: every command reads data through these.
+
+`iter_samples` streams `Sample`s in bounded memory (for checks over millions of
+rows); `load_dataset` collects them, optionally as a seeded reservoir sample so a file
+larger than memory can still be audited. Bad rows stop the run with one line naming
+file, line and field, or, with `skip_bad_rows`, are counted by reason; never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from distill_audit.errors import DataError, NothingToAuditError, UsageError
+from distill_audit.ingest.readers import detect_format, read_rows
+from distill_audit.ingest.records import AuditDataset, Sample, SkippedRow
+from distill_audit.ingest.schemas import RowNormalizer, RowProblem, SchemaSpec, detect_schema
+from distill_audit.seeding import derive_seed
+
+DEFAULT_MAX_ROW_MB = 16.0
+MAX_SKIPPED_DETAILS = 1000  # per-row details kept; counts by reason are always complete
+
+
+class ContentHash:
+    """sha256 over the prompt messages and completion of each usable row, in order.
+
+    Strings are length-prefixed so no two different datasets hash the same bytes;
+    provenance fields are left out (the fingerprint is of what a student trains on).
+    """
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.rows = 0
+
+    def add(self, prompt: tuple[dict[str, str], ...], completion: str) -> None:
+        parts = [f"{len(prompt)}|"]
+        for msg in prompt:
+            parts.append(f"{msg['role']}|{len(msg['content'])}|{msg['content']}")
+        parts.append(f"{len(completion)}|{completion}")
+        self._h.update("".join(parts).encode("utf-8", "surrogatepass"))
+        self.rows += 1
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+class DatasetStream:
+    """An iterable of `Sample`s from one source, read once, in bounded memory.
+
+    After iteration: `schema`, `n_rows_total`, `skipped`, `skipped_counts` and
+    `fingerprint` describe the whole source.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        schema: str | None = None,
+        prompt_field: str | None = None,
+        completion_field: str | None = None,
+        messages_field: str | None = None,
+        skip_bad_rows: bool = False,
+        max_row_mb: float = DEFAULT_MAX_ROW_MB,
+    ):
+        self.source = str(source)
+        self.format = detect_format(self.source)
+        self._flags = dict(schema=schema, prompt_field=prompt_field, completion_field=completion_field, messages_field=messages_field)
+        self.skip_bad_rows = skip_bad_rows
+        self.max_row_bytes = int(max_row_mb * 2**20)
+        self.spec: SchemaSpec | None = None
+        self.n_rows_total = 0
+        self.skipped: list[SkippedRow] = []
+        self.skipped_counts: dict[str, int] = {}
+        self._hash = ContentHash()
+        self._done = False
+
+    @property
+    def schema(self) -> str | None:
+        return self.spec.name if self.spec else None
+
+    @property
+    def n_usable(self) -> int:
+        return self._hash.rows
+
+    @property
+    def fingerprint(self) -> str:
+        if not self._done:
+            raise RuntimeError("the fingerprint is known only after the whole stream was read")
+        return self._hash.hexdigest()
+
+    def _where(self, line: int | None, index: int) -> str:
+        return f"{self.source}:{line}" if line is not None else f"{self.source}[row {index}]"
+
+    def _bad(self, index: int, line: int | None, problem: RowProblem) -> None:
+        if not self.skip_bad_rows:
+            field = f" field {problem.field!r}:" if problem.field else ""
+            detail = f" ({problem.detail})" if problem.detail else ""
+            raise DataError(
+                f"{self._where(line, index)}:{field} {problem.reason}{detail}",
+                hint="--skip-bad-rows skips such rows and reports them",
+            )
+        self.skipped_counts[problem.reason] = self.skipped_counts.get(problem.reason, 0) + 1
+        if len(self.skipped) < MAX_SKIPPED_DETAILS:
+            self.skipped.append(SkippedRow(index, line, problem.field, problem.reason, problem.detail))
+
+    def __iter__(self) -> Iterator[Sample]:
+        if self._done:
+            raise RuntimeError("a DatasetStream is read once; open a new one")
+        normalize: RowNormalizer | None = None
+        for raw in read_rows(self.source, self.format, max_row_bytes=self.max_row_bytes):
+            self.n_rows_total += 1
+            row = raw.value
+            if isinstance(row, RowProblem):
+                self._bad(raw.index, raw.line, row)
+                continue
+            if normalize is None:
+                self.spec = detect_schema(row.keys(), source=self.source, **self._flags)
+                normalize = RowNormalizer(self.spec)
+            try:
+                prompt, completion, meta = normalize(row, raw.line)
+            except RowProblem as problem:
+                self._bad(raw.index, raw.line, problem)
+                continue
+            self._hash.add(prompt, completion)
+            yield Sample(index=raw.index, line=raw.line, prompt=prompt, completion=completion, meta=meta)
+        self._done = True
+
+    def nothing_usable(self) -> NothingToAuditError:
+        """The error for a source that yielded no usable row, saying why."""
+        if self.n_rows_total == 0:
+            return NothingToAuditError(f"{self.source}: no rows")
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped_counts.items(), key=lambda kv: -kv[1]))
+        return NothingToAuditError(f"{self.source}: no usable rows; all {self.n_rows_total} were skipped ({reasons})")
+
+
+def iter_samples(source: str, **options: Any) -> DatasetStream:
+    """Stream the samples of `source` without holding them (options as `load_dataset`)."""
+    return DatasetStream(source, **options)
+
+
+def reservoir_sample(items: Iterator[Sample], k: int, seed: int) -> tuple[list[Sample], int]:
+    """A uniform sample of k items from a stream of unknown length (Algorithm R), in source order.
+
+    Returns the sample and how many items the stream held. Same stream + seed -> same sample.
+    """
+    rng = random.Random(derive_seed(seed, "ingest", "sample"))
+    reservoir: list[Sample] = []
+    n = 0
+    for n, item in enumerate(items, start=1):
+        if n <= k:
+            reservoir.append(item)
+        else:
+            j = rng.randrange(n)
+            if j < k:
+                reservoir[j] = item
+    reservoir.sort(key=lambda s: s.index)
+    return reservoir, n
+
+
+def load_dataset(
+    source: str,
+    *,
+    schema: str | None = None,
+    prompt_field: str | None = None,
+    completion_field: str | None = None,
+    messages_field: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    skip_bad_rows: bool = False,
+    max_row_mb: float = DEFAULT_MAX_ROW_MB,
+) -> AuditDataset:
+    """Read `source` (file, datasets folder or cached hub id) into an `AuditDataset`.
+
+    With `sample=N`, keeps a seeded uniform sample of N usable rows while streaming;
+    the fingerprint and counts still cover every row of the source.
+    """
+    if sample is not None and sample < 1:
+        raise UsageError(f"--sample must be at least 1 (got {sample})")
+    stream = DatasetStream(
+        source,
+        schema=schema,
+        prompt_field=prompt_field,
+        completion_field=completion_field,
+        messages_field=messages_field,
+        skip_bad_rows=skip_bad_rows,
+        max_row_mb=max_row_mb,
+    )
+    if sample is not None:
+        samples, n_usable = reservoir_sample(iter(stream), sample, seed)
+        sampled_from = n_usable if n_usable > sample else None
+    else:
+        samples, sampled_from = list(stream), None
+    if not samples:
+        raise stream.nothing_usable()
+    assert stream.spec is not None
+    return AuditDataset(
+        source=stream.source,
+        format=stream.format,
+        schema=stream.spec.name,
+        samples=samples,
+        fingerprint=stream.fingerprint,
+        n_rows_total=stream.n_rows_total,
+        skipped=stream.skipped,
+        sampled_from=sampled_from,
+        seed=seed if sample is not None else None,
+        skipped_counts=dict(stream.skipped_counts),
+        schema_fields=dict(stream.spec.fields),
+    )
+
+
+def dataset_summary(ds: AuditDataset) -> dict[str, Any]:
+    """The plain-JSON description of a loaded dataset that reports embed."""
+    return {
+        "source": ds.source,
+        "format": ds.format,
+        "schema": ds.schema,
+        "schema_fields": dict(ds.schema_fields),
+        "fingerprint": ds.fingerprint,
+        "n_rows_total": ds.n_rows_total,
+        "n_usable": ds.n_rows_total - ds.n_skipped,
+        "n_loaded": len(ds.samples),
+        "sampled_from": ds.sampled_from,
+        "seed": ds.seed,
+        "n_skipped": ds.n_skipped,
+        "skipped_by_reason": ds.skipped_summary(),
+        "skipped_examples": [
+            {"index": r.index, "line": r.line, "field": r.field, "reason": r.reason, "detail": r.detail} for r in ds.skipped[:20]
+        ],
+        "provenance": ds.provenance,
+    }
