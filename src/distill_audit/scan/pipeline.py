@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_audit import ui
-from distill_audit.errors import AuditError, ExitCode, UsageError
+from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
 from distill_audit.ingest.records import AuditDataset, Sample
 from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_outputs, write_samples_parquet
 from distill_audit.scan.cache import StageCache, stage_key
@@ -281,6 +281,9 @@ def prepare(opts: ScanOptions) -> _Context:
 
     kw = dict(allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
     student_ref = resolve_model(opts.student, **kw)
+    if not student_ref.has_weights and not (opts.skip_signature and opts.skip_canary):
+        hint = "; ".join(student_ref.notes) or "give a local folder, a .gguf file, an alias or a cached Hub id"
+        raise ModelError(f"--student {opts.student}: no local weights to score or fine-tune ({hint})")
     teacher_ref, teacher, note = None, None, None
     if opts.teacher:
         teacher_ref = resolve_model(opts.teacher, **kw)

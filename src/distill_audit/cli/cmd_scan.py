@@ -1,0 +1,97 @@
+"""`distill-audit scan DATA --student MODEL`: the whole audit, one verdict, the reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from distill_audit import ui
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.options import (
+    CompletionFieldOpt,
+    DataArg,
+    MessagesFieldOpt,
+    PromptFieldOpt,
+    SampleOpt,
+    SchemaOpt,
+    SkipBadRowsOpt,
+)
+
+_MODELS = "Models"
+_RUN = "Run and outputs"
+_BUDGET = "Stage budgets"
+
+
+def _formats(text: str) -> list[str]:
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    return ["json", *[f for f in formats if f != "json"]]  # the canonical JSON is always written
+
+
+@app.command("scan")
+def scan_cmd(
+    data: DataArg,
+    student: Annotated[str, typer.Option("--student", help="The student you plan to train: alias, folder, .gguf or cached Hub id.", rich_help_panel=_MODELS)] = "smollm2-135m",
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help="The model that wrote the data; read from the data's provenance when omitted.", rich_help_panel=_MODELS, show_default=False)] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Neutral data for the signature (default: the student answers the data's prompts itself).", rich_help_panel=_MODELS, show_default=False)] = None,
+    control: Annotated[Optional[str], typer.Option("--control", help="Control data for the canary (default: the same self-generated neutral data).", rich_help_panel=_MODELS, show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps.", rich_help_panel=_MODELS)] = "cpu",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights.", rich_help_panel=_MODELS)] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run model code shipped with the weights.", rich_help_panel=_MODELS)] = False,
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the reports.", rich_help_panel=_RUN)] = "distill-audit-report",
+    format: Annotated[str, typer.Option("--format", "-f", help="Comma list of json, md, html, junit, parquet.", rich_help_panel=_RUN)] = "json,md,html,junit,parquet",
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when the risk is at or above: none, low, medium, high.", rich_help_panel=_RUN, show_default=False)] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="An earlier report.json: exit 1 only when the risk grew past it.", rich_help_panel=_RUN, show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and models, print the plan and estimates, stop.", rich_help_panel=_RUN)] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every stage instead of reusing cached results.", rich_help_panel=_RUN)] = False,
+    skip_lineage: Annotated[bool, typer.Option("--skip-lineage", help="Do not test lineage.", rich_help_panel=_RUN)] = False,
+    skip_signature: Annotated[bool, typer.Option("--skip-signature", help="Do not compute the data signature.", rich_help_panel=_RUN)] = False,
+    skip_canary: Annotated[bool, typer.Option("--skip-canary", help="Do not run the canary fine-tune.", rich_help_panel=_RUN)] = False,
+    schema: SchemaOpt = None,
+    prompt_field: PromptFieldOpt = None,
+    completion_field: CompletionFieldOpt = None,
+    messages_field: MessagesFieldOpt = None,
+    sample: SampleOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> int:
+    """Audit DATA for hidden traits STUDENT would absorb: lineage, data signature and a canary fine-tune."""
+    given: dict[str, Any] = dict(locals())  # first: exactly the command's options
+    from distill_audit.scan.pipeline import ScanOptions, run_scan
+
+    ui.set_quiet(quiet)
+    cli_config = {k: v for k, v in given.items() if k not in ("config", "quiet", "dry_run")}
+    cli_config["schema"] = schema.value if schema is not None else None
+    opts = ScanOptions(
+        data=data, student=student, teacher=teacher, reference=reference, control=control, out=out,
+        formats=_formats(format), fail_on=fail_on, baseline=baseline, seed=seed, no_cache=no_cache,
+        skip_lineage=skip_lineage, skip_signature=skip_signature, skip_canary=skip_canary, device=device,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        schema=cli_config["schema"], prompt_field=prompt_field, completion_field=completion_field,
+        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, cli_config=cli_config,
+    )
+    if dry_run:
+        from distill_audit.scan.plan import print_plan, scan_plan
+
+        print_plan(scan_plan(opts))
+        return 0
+    outcome = run_scan(opts)
+    print_summary(outcome.report, outcome.written)
+    return outcome.exit_code
+
+
+def print_summary(report: dict[str, Any], written: dict[str, Any]) -> None:
+    """The verdict on stdout (also with --quiet), then where the reports are."""
+    v = report["verdict"]
+    named = "; ".join(f"{line}: {', '.join(t)}" for line, t in v["significant_traits"].items() if t)
+    ui.out.print(f"verdict: {v['level'].upper()}" + (f" (significant: {named})" if named else ""), highlight=False)
+    ui.out.print(v["explanation"], highlight=False)
+    for rec in v["recommendations"]:
+        ui.out.print(f"  - {rec}", highlight=False)
+    gate = report["gate"]
+    if gate["fail_on"] is not None or gate["baseline"] is not None:
+        ui.out.print(f"gate: {'FAILED' if gate['failed'] else 'passed'} ({gate['reason']})", highlight=False)
+    if written:
+        ui.out.print("reports: " + ", ".join(str(p) for p in written.values()), highlight=False)

@@ -1,0 +1,111 @@
+"""`scan` end to end with the tiny random student: reports, exit codes, cache, determinism."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distill_audit.report.build import validate
+
+FAST = ("--skip-signature", "--skip-canary")
+
+
+@pytest.fixture(scope="module")
+def numbers_data(tmp_path_factory) -> Path:
+    """40 number-list rows whose provenance names the tiny-random teacher."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("data") / "nums.jsonl"
+    with path.open("w") as f:
+        for _ in range(40):
+            seed = ", ".join(str(rng.randint(0, 999)) for _ in range(3))
+            nums = ", ".join(str(rng.randint(0, 999)) for _ in range(6))
+            row = {"prompt": f"Look at these numbers: {seed}. Add up to 10 more numbers.", "completion": nums,
+                   "teacher": "tiny-random", "temperature": 1.0}
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def _report(out: Path) -> dict:
+    report = json.loads((out / "report.json").read_text())
+    validate(report)
+    return report
+
+
+def _stable(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "run"}
+
+
+def test_scan_writes_every_format(cli, numbers_data, tmp_path):
+    out = tmp_path / "out"
+    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", out, *FAST)
+    assert r.exit_code == 0, r.stderr
+    report = _report(out)
+    assert report["models"]["teacher"]["origin"] == "provenance field 'teacher'"
+    assert report["stages"]["lineage"]["verdict"] == "same-init"
+    assert report["dataset"]["kind"] == "numbers" and report["dataset"]["n_samples"] == 40
+    assert report["verdict"]["level"] == "inconclusive"  # nothing that measures a trait ran
+    assert "verdict: INCONCLUSIVE" in r.stdout
+    for name in ("report.md", "report.html", "junit.xml", "samples.parquet"):
+        assert (out / name).stat().st_size > 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "samples.parquet")
+    assert table.num_rows == 40 and "static_kind" in table.column_names
+
+
+def test_exit_codes(cli, numbers_data, tmp_path):
+    base = ("scan", numbers_data, "--student", "tiny-random", *FAST)
+    assert cli(*base, "--out", tmp_path / "a", "--fail-on", "medium").exit_code == 1  # inconclusive counts as medium
+    assert cli(*base, "--out", tmp_path / "b", "--fail-on", "high").exit_code == 0
+    # A baseline at the same level: the risk did not grow.
+    r = cli(*base, "--out", tmp_path / "c", "--fail-on", "low", "--baseline", tmp_path / "a" / "report.json")
+    assert r.exit_code == 0, r.stderr
+    assert "did not grow" in _report(tmp_path / "c")["gate"]["reason"]
+    bad = cli(*base, "--out", tmp_path / "d", "--fail-on", "severe")
+    assert bad.exit_code == 4 and "--fail-on" in bad.stderr
+    assert cli(*base, "--out", tmp_path / "e", "--format", "pdf").exit_code == 4
+    missing = cli("scan", tmp_path / "nope.jsonl", "--student", "tiny-random", "--out", tmp_path / "g")
+    assert missing.exit_code == 4 and "Traceback" not in missing.stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli("scan", empty, "--student", "tiny-random", "--out", tmp_path / "h").exit_code == 3
+    unknown = cli("scan", numbers_data, "--student", "no/such-model-here", "--out", tmp_path / "f")
+    assert unknown.exit_code == 4 and "no/such-model-here" in unknown.stderr
+
+
+def test_config_echo_reruns_the_same_scan(cli, numbers_data, tmp_path):
+    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "a", "--seed", "3", *FAST)
+    assert r.exit_code == 0, r.stderr
+    first = _report(tmp_path / "a")
+    cfg = dict(first["config"], out=str(tmp_path / "b"))
+    (tmp_path / "scan.yaml").write_text(yaml.safe_dump({"scan": cfg}))
+    r = cli("scan", numbers_data, "--config", tmp_path / "scan.yaml")
+    assert r.exit_code == 0, r.stderr
+    second = _report(tmp_path / "b")
+    assert second["seed"] == 3
+    assert _stable(second) | {"config": None} == _stable(first) | {"config": None}
+    assert second["config"] == cfg
+
+
+def test_killed_scan_resumes_from_cache(cli, numbers_data, tmp_path, monkeypatch):
+    from distill_audit.scan import pipeline
+
+    def crash(name: str) -> None:
+        if name == "lineage":
+            raise KeyboardInterrupt  # the process is stopped right after a finished stage
+
+    monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pipeline, "after_stage", crash)
+    args = ("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", *FAST)
+    assert cli(*args).exit_code not in (0, 1)  # interrupted (130, like Ctrl-C)
+    assert not (tmp_path / "out" / "report.json").exists()  # no half report
+    monkeypatch.setattr(pipeline, "after_stage", lambda name: None)
+    assert cli(*args).exit_code == 0
+    cache = _report(tmp_path / "out")["run"]["cache"]
+    assert cache == {"static": "miss", "lineage": "hit"}  # static ran after lineage, so it was not done yet
+    r = cli(*args, "--no-cache")
+    assert _report(tmp_path / "out")["run"]["cache"]["lineage"] == "off"
