@@ -8,9 +8,11 @@ import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
+    MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
     SampleOpt,
@@ -53,6 +55,7 @@ def scan_cmd(
     messages_field: MessagesFieldOpt = None,
     sample: SampleOpt = None,
     skip_bad_rows: SkipBadRowsOpt = False,
+    max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -70,7 +73,8 @@ def scan_cmd(
         skip_lineage=skip_lineage, skip_signature=skip_signature, skip_canary=skip_canary, device=device,
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         schema=cli_config["schema"], prompt_field=prompt_field, completion_field=completion_field,
-        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, cli_config=cli_config,
+        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb,
+        cli_config=cli_config,
     )
     if dry_run:
         from distill_audit.scan.plan import print_plan, scan_plan

@@ -19,6 +19,7 @@ from typing import Any
 
 from distill_audit import ui
 from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
+from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
 from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_outputs, write_samples_parquet
 from distill_audit.scan.cache import StageCache, stage_key
@@ -59,6 +60,7 @@ class ScanOptions:
     messages_field: str | None = None
     sample: int | None = None
     skip_bad_rows: bool = False
+    max_row_mb: float = DEFAULT_MAX_ROW_MB
     # Stage budgets: overrides of the signature's and canary's own config fields.
     signature: dict[str, Any] = field(default_factory=dict)
     canary: dict[str, Any] = field(default_factory=dict)
@@ -115,6 +117,8 @@ class _Stages:
         key = stage_key(name, seed=self.seed, **key_parts)
 
         def guarded() -> dict[str, Any]:
+            if not ui.is_interactive():
+                ui.info(f"{name}: running")
             try:
                 return compute()
             except AuditError:
@@ -271,11 +275,12 @@ def prepare(opts: ScanOptions) -> _Context:
     data_opts = DataOptions(
         schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
         messages_field=opts.messages_field, sample=opts.sample, skip_bad_rows=opts.skip_bad_rows,
+        max_row_mb=opts.max_row_mb,
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
     extra = DataOptions(schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
-                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows)
+                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb)
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
