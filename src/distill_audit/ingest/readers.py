@@ -161,7 +161,10 @@ def _arrow_block(block: bytes) -> list[dict[str, Any]] | None:
     n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     if table.num_rows != n_lines or not all(_plain_json_type(f.type) for f in table.schema):
         return None
-    return table.to_pylist()
+    try:
+        return table.to_pylist()
+    except UnicodeDecodeError:  # pyarrow does not validate UTF-8 until conversion
+        return None
 
 
 def _plain_json_type(t: Any) -> bool:
