@@ -84,30 +84,42 @@ def minhash_signatures(texts: list[str], seed: int) -> np.ndarray:
     return sig
 
 
-def near_duplicate_of(texts: list[str], candidates: np.ndarray, seed: int) -> dict[int, tuple[int, float]]:
-    """For rows in `candidates` (indices), the earlier candidate each nearly repeats, with the estimated Jaccard.
+def shingles(text: str) -> set[bytes]:
+    raw = text.encode("utf-8").ljust(SHINGLE, b"\0")
+    return {raw[i : i + SHINGLE] for i in range(len(raw) - SHINGLE + 1)}
 
-    LSH: rows that agree on every value of one band are compared; a row is matched to
-    the first row of its bucket when their signatures agree on >= NEAR_THRESHOLD.
+
+def near_duplicate_of(texts: list[str], candidates: np.ndarray, seed: int) -> dict[int, tuple[int, float]]:
+    """For rows in `candidates` (indices), the earlier candidate each nearly repeats, with the Jaccard.
+
+    LSH proposes pairs (a row and the first row of a bucket it shares in any band);
+    each proposed pair is then scored by the exact Jaccard of its shingle sets.
     """
     sig = minhash_signatures([texts[i] for i in candidates], seed)
     rows_per_band = NUM_PERM // BANDS
-    best_jac = np.zeros(len(sig))
-    best_of = np.full(len(sig), -1, dtype=np.int64)
+    proposed = []
     for band in range(BANDS):
         block = np.ascontiguousarray(sig[:, band * rows_per_band : (band + 1) * rows_per_band])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows_per_band))).ravel()
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         earlier = first[inverse.ravel()]
         rows = np.nonzero(earlier != np.arange(len(sig)))[0]
-        if len(rows) == 0:
-            continue
-        jac = np.mean(sig[rows] == sig[earlier[rows]], axis=1)
-        better = (jac >= NEAR_THRESHOLD) & (jac > best_jac[rows])
-        best_jac[rows[better]] = jac[better]
-        best_of[rows[better]] = earlier[rows[better]]
-    found = np.nonzero(best_of >= 0)[0]
-    return {int(candidates[j]): (int(candidates[best_of[j]]), float(best_jac[j])) for j in found}
+        proposed.append(np.stack([rows, earlier[rows]], axis=1))
+    pairs = np.unique(np.concatenate(proposed), axis=0) if proposed else np.empty((0, 2), dtype=np.int64)
+    cache: dict[int, set[bytes]] = {}
+
+    def sh(j: int) -> set[bytes]:
+        if j not in cache:
+            cache[j] = shingles(texts[candidates[j]])
+        return cache[j]
+
+    best: dict[int, tuple[int, float]] = {}
+    for j, e in pairs.tolist():
+        a, b = sh(j), sh(e)
+        jac = len(a & b) / len(a | b)
+        if jac >= NEAR_THRESHOLD and (j not in best or jac > best[j][1]):
+            best[j] = (e, jac)
+    return {int(candidates[j]): (int(candidates[e]), jac) for j, (e, jac) in best.items()}
 
 
 def check_duplicates(
@@ -139,7 +151,7 @@ def check_duplicates(
         {"row": locations[i], "near_row": locations[j], "jaccard": round(jac, 3), "text": completions[i][:120], "near_text": completions[j][:120]}
         for i, (j, jac) in sorted(near.items())[:max_examples]
     ]
-    limits = [f"near-duplicates: MinHash estimate of byte {SHINGLE}-gram Jaccard >= {NEAR_THRESHOLD}, case/whitespace-insensitive"]
+    limits = [f"near-duplicates: MinHash/LSH candidates (may miss a few pairs near the threshold), exact byte {SHINGLE}-gram Jaccard >= {NEAR_THRESHOLD}, case/whitespace-insensitive"]
     check = DuplicateCheck(
         "ok" if completions else "skipped", None if completions else "no rows", len(completions),
         sum(e is not None for e in exact_of), len(near), n_pair, top_repeated, near_examples, limits,

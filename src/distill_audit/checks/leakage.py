@@ -81,7 +81,7 @@ class TraitMatcher:
         for i, (tok, low) in enumerate(zip(tokens, lowered, strict=True)):
             if tok not in self._first_tokens and low not in self._first_tokens:
                 continue
-            for n in range(1, self._max_n + 1):
+            for n in range(1, min(self._max_n, len(tokens) - i) + 1):
                 word = self._exact.get(tuple(tokens[i : i + n])) or self._folded.get(tuple(lowered[i : i + n]))
                 if word is not None:
                     hits.append(word)
