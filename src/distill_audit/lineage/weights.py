@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from distill_audit.errors import ModelError
 from distill_audit.models.resolve import ModelRef, check_safetensors
@@ -168,25 +167,24 @@ class WeightTest:
         return out
 
 
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def permutation_pvalue(similarity: torch.Tensor, n_perm: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+def permutation_pvalue(similarity: np.ndarray, n_perm: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
     """Exact permutation test of mean(diag(S)) against random row pairings.
 
     Returns (statistic, p, null mean, null sd) with p = (1 + k) / (T + 1).
     """
     m = similarity.shape[0]
-    observed = float(similarity.diagonal().mean())
-    sim = similarity.numpy()
+    observed = float(np.diagonal(similarity).mean())
     rows = np.arange(m)
     null = np.empty(n_perm, dtype=np.float64)
     batch = max(1, min(n_perm, 2_000_000 // max(m, 1)))
     for start in range(0, n_perm, batch):
         size = min(batch, n_perm - start)
-        perms = rng.permuted(np.tile(rows, (size, 1)), axis=1)
-        null[start : start + size] = sim[rows, perms].mean(axis=1)
+        perms = rng.permuted(np.broadcast_to(rows, (size, m)), axis=1)
+        null[start : start + size] = similarity[rows, perms].mean(axis=1)
     k = int(np.count_nonzero(null >= observed))
     return observed, (1 + k) / (n_perm + 1), float(null.mean()), float(null.std())
 
@@ -194,8 +192,7 @@ def permutation_pvalue(similarity: torch.Tensor, n_perm: int, rng: np.random.Gen
 def aligned_test(a: np.ndarray, b: np.ndarray, *, n_perm: int, rng: np.random.Generator, max_rows: int):
     """Row-aligned cosine statistic and its permutation p (on up to max_rows rows)."""
     rows = _row_subset(a.shape[0], max_rows, rng)
-    ta, tb = _unit_rows(torch.from_numpy(a[rows])), _unit_rows(torch.from_numpy(b[rows]))
-    return permutation_pvalue(ta @ tb.T, n_perm, rng)
+    return permutation_pvalue(_unit_rows(a[rows]) @ _unit_rows(b[rows]).T, n_perm, rng)
 
 
 def matched_test(a: np.ndarray, b: np.ndarray, *, n_perm: int, rng: np.random.Generator, max_rows: int):
@@ -203,12 +200,11 @@ def matched_test(a: np.ndarray, b: np.ndarray, *, n_perm: int, rng: np.random.Ge
     from scipy.optimize import linear_sum_assignment
 
     rows = _row_subset(a.shape[0], max_rows, rng)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    match_sim = _unit_rows(ta[rows, 0::2]) @ _unit_rows(tb[:, 0::2]).T  # (m, n_b)
-    row_ind, col_ind = linear_sum_assignment(match_sim.numpy(), maximize=True)
+    match_sim = _unit_rows(a[rows, 0::2]) @ _unit_rows(b[:, 0::2]).T  # (m, n_b)
+    row_ind, col_ind = linear_sum_assignment(match_sim, maximize=True)
     del match_sim
-    test_a = _unit_rows(ta[rows[row_ind], 1::2])
-    test_b = _unit_rows(tb[col_ind, 1::2])
+    test_a = _unit_rows(a[rows[row_ind], 1::2])
+    test_b = _unit_rows(b[col_ind, 1::2])
     return permutation_pvalue(test_a @ test_b.T, n_perm, rng)
 
 

@@ -42,6 +42,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     If another process published `target` first, ours is discarded (same content).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
@@ -56,6 +57,18 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_temps(target: Path, max_age_s: float = 3600.0) -> None:
+    """Temp folders of killed writers (older than any live conversion) are removed."""
+    import time
+
+    for old in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            if time.time() - old.stat().st_mtime > max_age_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _hash_index_path() -> Path:
