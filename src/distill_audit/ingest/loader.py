@@ -36,6 +36,12 @@ class ContentHash:
         self.rows = 0
 
     def add(self, prompt: tuple[dict[str, str], ...], completion: str) -> None:
+        if len(prompt) == 1:  # the common case, same bytes as the general path below
+            role, content = prompt[0]["role"], prompt[0]["content"]
+            text = f"1|{role}|{len(content)}|{content}{len(completion)}|{completion}"
+            self._h.update(text.encode("utf-8", "surrogatepass"))
+            self.rows += 1
+            return
         parts = [f"{len(prompt)}|"]
         for msg in prompt:
             parts.append(f"{msg['role']}|{len(msg['content'])}|{msg['content']}")

@@ -14,9 +14,8 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from distill_audit.errors import DataError, NothingToAuditError
 from distill_audit.ingest.schemas import RowProblem
@@ -38,8 +37,7 @@ FILE_FORMATS = {
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-@dataclass(frozen=True)
-class RawRow:
+class RawRow(NamedTuple):  # a tuple: built once per row on the hot path
     index: int  # 0-based position among the source's rows
     line: int | None  # 1-based line in a text file, else None
     value: dict[str, Any] | RowProblem

@@ -158,6 +158,24 @@ class RowNormalizer:
     def __init__(self, spec: SchemaSpec):
         self.spec = spec
         self._first_type: dict[str, tuple[str, int | None]] = {}
+        self._consumed = spec.consumed
+        self._pc_columns = (spec.fields.get("prompt"), spec.fields["completion"]) if spec.name == "prompt_completion" else None
+
+    def _fast_prompt_completion(self, row: dict[str, Any]):
+        """The common case (two non-empty strings, as in earlier rows) without the checks' overhead."""
+        prompt_col, completion_col = self._pc_columns  # type: ignore[misc]
+        completion = row.get(completion_col)
+        if type(completion) is not str or not completion or completion.isspace():
+            return None
+        if prompt_col is None:
+            prompt: tuple[Message, ...] = ()
+        else:
+            text = row.get(prompt_col)
+            if type(text) is not str:
+                return None
+            prompt = ({"role": "user", "content": text},)
+        consumed = self._consumed
+        return prompt, completion, {k: v for k, v in row.items() if k not in consumed and v is not None}
 
     def _get(self, row: dict[str, Any], role: str, line: int | None, *, required: bool = True) -> Any:
         column = self.spec.fields[role]
@@ -184,6 +202,10 @@ class RowNormalizer:
 
     def __call__(self, row: dict[str, Any], line: int | None = None) -> tuple[tuple[Message, ...], str, dict[str, Any]]:
         name = self.spec.name
+        if self._pc_columns is not None and self._first_type:
+            fast = self._fast_prompt_completion(row)
+            if fast is not None:
+                return fast
         if name == "messages":
             prompt, completion = self._split_messages(self._get(row, "messages", line), line)
             column = self.spec.fields["messages"]
@@ -208,7 +230,7 @@ class RowNormalizer:
             prompt, completion = (), self._typed_str(self._get(row, "text", line), column, line)
         if not completion.strip():
             raise RowProblem(column, "empty completion", "the teacher's reply is empty or whitespace")
-        consumed = self.spec.consumed
+        consumed = self._consumed
         meta = {k: v for k, v in row.items() if k not in consumed and v is not None}
         return prompt, completion, meta
 
