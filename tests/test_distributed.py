@@ -55,13 +55,18 @@ def test_main_process_only_runs_on_rank_zero():
     assert writer("report") == "written" and calls == ["report"]
 
 
-def test_global_token_mean_is_plain_mean_with_one_process():
+def test_data_parallel_loss_is_the_local_loss_with_one_process():
     import torch
 
-    loss_sum = torch.tensor(6.0, requires_grad=True)
-    loss, logged = distributed.global_token_mean(loss_sum, 4)
-    loss.backward()
-    assert loss.item() == 1.5 and logged.item() == 1.5 and loss_sum.grad.item() == 0.25
+    mean = torch.tensor(1.5, requires_grad=True)
+    loss, logged = distributed.data_parallel_loss(mean, 4)
+    assert loss is mean and logged.item() == 1.5
+    assert distributed.sum_over_processes(7) == 7
+
+
+def test_shard_batch_gives_every_process_a_row():
+    assert distributed.shard_batch([4, 5, 6]) == ([4, 5, 6], True)
+    assert distributed.shard_batch([]) == ([], True)
 
 
 def test_prepare_in_one_process_trains_identically(tiny_model_dir):
@@ -74,7 +79,9 @@ def test_prepare_in_one_process_trains_identically(tiny_model_dir):
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         if use_runtime:
-            model, opt = distributed.prepare(model, opt)
+            prepared = distributed.prepare(model, opt)
+            assert prepared == (model, opt)  # one process: untouched
+            model, opt = prepared
         ids = torch.randint(0, 200, (4, 10), generator=torch.Generator().manual_seed(1))
         losses = []
         for _ in range(3):

@@ -86,17 +86,15 @@ def main(model_dir: str, out_dir: str) -> None:
             mask[r, : len(enc.input_ids)] = 1
             labels[r, enc.completion_start : len(enc.input_ids)] = ids[r, enc.completion_start : len(enc.input_ids)]
         with distributed.training_autocast():
-            logits = train_model(input_ids=ids, attention_mask=mask).logits.float()
-        loss_sum = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
-        )
-        n_tokens = int((labels[:, 1:] != -100).sum()) if counts else 0
-        loss, logged = distributed.global_token_mean(loss_sum * float(counts), n_tokens)
+            mean_loss = train_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        n_tokens = int((labels[:, 1:] != -100).sum())
+        loss, logged = distributed.data_parallel_loss(mean_loss, n_tokens, counts=counts)
         distributed.backward(loss)
-        distributed.clip_grad_norm(train_model, params, 1.0)
+        distributed.clip_grad_norm(params, 1.0)
         opt.step()
         opt.zero_grad()
         losses.append(float(logged))
+    distributed.release()
     lora = {n: p.detach().float() for n, p in distributed.unwrap(train_model).named_parameters() if p.requires_grad}
     lora_norm = float(torch.sqrt(sum((p**2).sum() for p in lora.values())))
 

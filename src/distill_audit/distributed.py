@@ -7,8 +7,8 @@ the accelerate config). Stages never look at ranks themselves; they call:
 - `shard(items)` / `gather(results)`: each process scores its share of the rows, and
   every process gets the full list back in input order (so rank 0 can run the
   statistics over all rows and write the report);
-- `prepare(model, optimizer)`, `backward(loss)`, `global_token_mean(...)`: data-parallel
-  training with the same global batch and seed semantics as one process;
+- `shard_batch(batch)`, `prepare(model, optimizer)`, `data_parallel_loss(...)`, `backward(loss)`:
+  data-parallel training with the same global batch and seed semantics as one process;
 - `is_main()` / `main_process_only`: only rank 0 writes reports and cache entries;
 - GPU presets: bf16 autocast for training where the device supports it, gradient
   checkpointing, `device_map="auto"` for scoring students larger than one GPU, an
@@ -253,13 +253,23 @@ def prepare(model, optimizer=None, dataloader=None):
     """Wrap for data-parallel training (DDP/FSDP per the accelerate config).
 
     Returns the prepared objects in the order given, omitting those passed as None.
-    With one process on CPU the model and optimizer behave exactly as unwrapped ones.
+    With one process they are returned untouched (no wrapper, no device move), so a
+    single-process run trains exactly as it did without this module.
     """
     objects = [x for x in (model, optimizer, dataloader) if x is not None]
-    prepared = accelerator().prepare(*objects)
-    if len(objects) == 1:
-        return prepared
-    return tuple(prepared)
+    if runtime().is_distributed:
+        objects = list(accelerator().prepare(*objects))
+    return objects[0] if len(objects) == 1 else tuple(objects)
+
+
+def release() -> None:
+    """Drop accelerate's references to prepared models/optimizers (call after each training run).
+
+    The canary trains several arms and seeds; without this every wrapped model would
+    stay referenced by the Accelerator until the process ends.
+    """
+    if runtime().is_distributed:
+        accelerator().free_memory()
 
 
 def unwrap(model):
@@ -277,7 +287,7 @@ def backward(loss) -> None:
         loss.backward()
 
 
-def clip_grad_norm(model, parameters, max_norm: float):
+def clip_grad_norm(parameters, max_norm: float):
     """Clip the (already averaged) gradient norm; accelerate's version under FSDP."""
     import torch
 
@@ -286,27 +296,37 @@ def clip_grad_norm(model, parameters, max_norm: float):
     return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
-def global_token_mean(loss_sum, n_tokens: int):
-    """The loss to backpropagate so that N processes step exactly like one.
+def data_parallel_loss(mean_loss, n_tokens: int, *, counts: bool = True):
+    """(loss to backpropagate, global token mean for logging) so N processes step like one.
 
-    DDP averages gradients over processes. When each process holds a different number
-    of supervised tokens, the mean of per-process token means is not the token mean of
-    the global batch; scaling the local sum by world / (tokens summed over processes)
-    makes the averaged gradient equal the one-process gradient of the global batch.
-    Returns (loss to backpropagate, global token mean for logging).
+    `mean_loss` is this process's token mean over its `n_tokens` supervised tokens (what
+    a causal-LM forward returns). DDP averages gradients over processes; when processes
+    hold different numbers of tokens, the mean of their means is not the token mean of
+    the global batch. Scaling the local token sum by world / (tokens over all processes)
+    makes the averaged gradient equal the one-process gradient of the whole batch.
+    `counts=False` (a padding row from `shard_batch`) contributes no loss and no tokens.
+    With one process the loss is returned as is.
     """
     import torch
 
     rt = runtime()
     if not rt.is_distributed:
-        mean = loss_sum / max(n_tokens, 1)
-        return mean, mean.detach()
-    counts = torch.tensor([float(n_tokens)], device=loss_sum.device)
-    total = accelerator().reduce(counts, reduction="sum")
-    total_tokens = total.clamp(min=1.0)[0]
-    scaled = loss_sum * rt.world_size / total_tokens
-    global_sum = accelerator().reduce(loss_sum.detach().reshape(1), reduction="sum")[0]
-    return scaled, global_sum / total_tokens
+        return mean_loss, mean_loss.detach()
+    n_local = float(n_tokens) if counts else 0.0
+    local_sum = mean_loss * n_local
+    totals = torch.stack([local_sum.detach().reshape(()).float(), torch.tensor(n_local, device=local_sum.device)])
+    loss_total, tokens_total = accelerator().reduce(totals, reduction="sum").unbind()
+    tokens_total = tokens_total.clamp(min=1.0)
+    return local_sum * rt.world_size / tokens_total, loss_total / tokens_total
+
+
+def sum_over_processes(value: float) -> float:
+    """A number summed over every process (token counts, rows): itself for one process."""
+    if not runtime().is_distributed:
+        return value
+    from accelerate.utils import gather_object
+
+    return type(value)(sum(gather_object([value])))
 
 
 # ----------------------------------------------------------------------------- GPU presets
