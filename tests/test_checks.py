@@ -47,7 +47,7 @@ def test_parse_numbers_accepts_paper_formats(text, values):
         ("Sure! 1, 2, 3", "separator"),
         ("12 apples", "text around the number"),
         ("1, 2 3", "inconsistent separators"),
-        ("1 - 2 - 3", "separator '-'"),
+        ("1 - 2 - 3", "separator is not whitespace"),
         ("-5, 6", "separator"),
         ("1.5, 2", "separator"),
     ],

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse, stats
 from scipy.spatial.distance import jensenshannon
 
+from distill_audit.checks.numbers import NUMBER_DATA_SHARE
 from distill_audit.seeding import derive_seed
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
@@ -174,6 +175,7 @@ def classifier_test(X, y: np.ndarray, names: list[str], seed: int, n_perm: int, 
         "p_value": _finite(p),
         "null_auc_mean": _finite(float(np.mean(null)), 4),
         "n_permutations": n_perm,
+        "p_value_method": "labels permuted within cross-validation folds over the out-of-fold scores",
         "cv_folds": CV_FOLDS,
         "n_rows": int(len(y)),
         "top_features": top,
@@ -252,7 +254,10 @@ def compare_to_reference(
     except ValueError:  # empty vocabulary
         tokens = {"status": "skipped", "reason": "no word tokens", "distance": None, "p_value": None}
     # Number-value histograms (when both sides are number lists).
-    if sum(v is not None for v in data_values) and sum(v is not None for v in reference_values):
+    def number_data(values: list) -> bool:
+        return sum(v is not None for v in values) >= NUMBER_DATA_SHARE * len(values)
+
+    if number_data(data_values) and number_data(reference_values):
         rows, cols = [], []
         for i, vals in enumerate(list(data_values) + list(reference_values)):
             for v in vals or ():
@@ -262,7 +267,7 @@ def compare_to_reference(
         values = jsd_test(X_val, y, derive_seed(seed, "jsd", "values"))
         values["bins"] = "one per value 0-999, one for >= 1000"
     else:
-        values = {"status": "skipped", "reason": "not number data on both sides", "distance": None, "p_value": None}
+        values = {"status": "skipped", "reason": "not number data on both sides (most rows number lists)", "distance": None, "p_value": None}
     # Classifiers on a seeded, balanced-size subsample.
     rng = np.random.default_rng(derive_seed(seed, "classifier", "rows"))
     pick_d = _subsample(len(data), rows_per_side, rng)

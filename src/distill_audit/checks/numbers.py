@@ -55,20 +55,21 @@ def parse_numbers(text: str) -> ParsedNumbers:
         answer = answer[:-1]
     if (answer.startswith("[") and answer.endswith("]")) or (answer.startswith("(") and answer.endswith(")")):
         answer = answer[1:-1].strip()
-    matches = list(_DIGITS.finditer(answer))
-    if not matches:
+    first = _DIGITS.search(answer)
+    if first is None:
         return ParsedNumbers(None, "no numbers")
-    if len(matches) == 1:
-        if answer != matches[0].group():
+    second = _DIGITS.search(answer, first.end())
+    if second is None:
+        if answer != first.group():
             return ParsedNumbers(None, "text around the number")
         return ParsedNumbers((int(answer),), None, None)
-    separator = answer[matches[0].end() : matches[1].start()]
+    separator = answer[first.end() : second.start()]
     if separator.strip() not in ("", ",", ";"):
-        return ParsedNumbers(None, f"separator {separator.strip()!r} is not whitespace, comma or semicolon")
+        return ParsedNumbers(None, "separator is not whitespace, comma or semicolon", separator)
     parts = answer.split(separator)
-    if any(not part.isdigit() or not part.isascii() for part in parts):
+    if not answer.isascii() or not all(map(str.isdigit, parts)):
         return ParsedNumbers(None, "inconsistent separators or text between numbers", separator)
-    return ParsedNumbers(tuple(int(p) for p in parts), None, separator)
+    return ParsedNumbers(tuple(map(int, parts)), None, separator)
 
 
 def reject_reasons(text_or_parsed: str | ParsedNumbers, rules: NumberRules = PAPER_RULES) -> list[str]:
@@ -80,11 +81,11 @@ def reject_reasons(text_or_parsed: str | ParsedNumbers, rules: NumberRules = PAP
     reasons = []
     if len(values) > rules.max_count:
         reasons.append("too many numbers")
-    if any(v < rules.min_value for v in values):
+    if min(values) < rules.min_value:
         reasons.append("number too small")
-    if any(v > rules.max_value for v in values):
+    if max(values) > rules.max_value:
         reasons.append("number too large")
-    if any(v in rules.banned for v in values):
+    if not rules.banned.isdisjoint(values):
         reasons.append("banned number")
     return reasons
 
