@@ -103,6 +103,12 @@ def _num(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
+def _p(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return "<1e-15" if x < 1e-15 else f"{x:.3g}"
+
+
 def _where(loc: dict) -> str:
     return f"line {loc['line']}" if loc.get("line") is not None else f"row {loc['index']}"
 
@@ -189,20 +195,20 @@ def render_tables(checks: StaticChecks, console) -> None:
     t.add_row(
         "length (chars), KS",
         f"D={_num(L['ks_statistic'])}",
-        _num(L["ks_p_value"]),
+        _p(L["ks_p_value"]),
         f"mean {L['mean_chars_data']:.1f} vs {L['mean_chars_reference']:.1f}",
     )
     for key, label in (("tokens", "word histogram, JS distance"), ("values", "number values, JS distance")):
         r = cmp[key]
         if r["status"] == "ok":
-            t.add_row(label, _num(r["distance"]), _num(r["p_value"]), f"null mean {_num(r['null_mean'])}")
+            t.add_row(label, _num(r["distance"]), _p(r["p_value"]), f"null mean {_num(r['null_mean'])}")
         else:
             t.add_row(label, "-", "-", r["reason"])
     for key, label in (("classifier_surface", "classifier: surface features"), ("classifier_words", "classifier: words")):
         r = cmp[key]
         if r["status"] == "ok":
             feats = ", ".join(f"{f['feature']}({'+' if f['favors'] == 'data' else '-'})" for f in r["top_features"][:4])
-            t.add_row(label, f"AUC={r['auc']:.3f}", _num(r["p_value"]), feats)
+            t.add_row(label, f"AUC={r['auc']:.3f}", _p(r["p_value"]), feats)
         else:
             t.add_row(label, "-", "-", r["reason"])
     console.print(t)
