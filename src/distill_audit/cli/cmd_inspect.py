@@ -45,7 +45,7 @@ def inspect(
         Optional[str],
         typer.Option("--reference", "-r", help="A dataset to compare against (e.g. the same prompts without the trait).", show_default=False),
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table (terminal) or json.")] = OutputFormat.table,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table (terminal) or json.")] = OutputFormat.table,  # noqa: A002
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the output to this file instead of stdout.", show_default=False)] = None,
     sample_flags: Annotated[
         Optional[Path], typer.Option("--sample-flags", help="Write per-sample flags to this Parquet file.", show_default=False)
@@ -76,7 +76,7 @@ def inspect(
     if sample_flags is not None:
         checks.write_sample_flags(sample_flags)
         ui.info(f"per-sample flags: {sample_flags}")
-    if output_format == OutputFormat.json:
+    if format == OutputFormat.json:
         doc = {"tool": "distill-audit", "version": __version__, "command": "inspect", **checks.to_dict()}
         text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
         if out is not None:
