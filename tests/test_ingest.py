@@ -205,3 +205,18 @@ def test_realdata_schemas_and_row_counts(realdata):
         assert ds.n_rows_total == rows, name
         assert ds.skipped_summary() == ({"empty completion": empty} if empty else {}), name
         assert len(ds) == 200
+
+
+def test_messages_in_parquet_and_csv_and_jsonl_named_json(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    conv = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
+    pq.write_table(pa.Table.from_pylist([{"messages": conv, "model": "m"}]), tmp_path / "m.parquet")
+    (tmp_path / "m.csv").write_text('messages,model\n"' + json.dumps(conv).replace('"', '""') + '",m\n')
+    (tmp_path / "m.json").write_text(json.dumps({"messages": conv, "model": "m"}) + "\n" + json.dumps({"messages": conv, "model": "m"}) + "\n")
+    for name, n in (("m.parquet", 1), ("m.csv", 1), ("m.json", 2)):
+        ds = load_dataset(str(tmp_path / name))
+        assert ds.schema == "messages" and len(ds) == n, name
+        assert ds.samples[0].completion == "Hello there" and ds.samples[0].user_text == "Hi", name
+        assert ds.samples[0].meta == {"model": "m"}, name
