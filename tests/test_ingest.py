@@ -220,3 +220,9 @@ def test_messages_in_parquet_and_csv_and_jsonl_named_json(tmp_path):
         assert ds.schema == "messages" and len(ds) == n, name
         assert ds.samples[0].completion == "Hello there" and ds.samples[0].user_text == "Hi", name
         assert ds.samples[0].meta == {"model": "m"}, name
+
+
+def test_utf8_byte_order_mark_is_ignored(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(ROWS[0]) + "\n").encode())
+    assert load_dataset(str(path)).samples[0].completion == "4, 5, 6"

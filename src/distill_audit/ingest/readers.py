@@ -185,6 +185,8 @@ def read_jsonl(source: str, *, max_row_bytes: int, **_: Any) -> Iterator[RawRow]
                 yield RawRow(index, first_line, RowProblem(None, "row too large", detail))
                 index += 1
                 continue
+            if first_line == 1 and block.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+                block = block[3:]
             rows = _arrow_block(block)
             if rows is not None:
                 for i, row in enumerate(rows):
