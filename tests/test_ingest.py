@@ -226,3 +226,21 @@ def test_utf8_byte_order_mark_is_ignored(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(ROWS[0]) + "\n").encode())
     assert load_dataset(str(path)).samples[0].completion == "4, 5, 6"
+
+
+def test_hub_id_reads_cached_dataset_offline(monkeypatch, reference_ds):
+    """The hub path: offline flags are set while datasets resolves the id; the train split is read."""
+    import os
+
+    import datasets
+
+    seen = {}
+
+    def fake_load_dataset(name, *args, **kwargs):
+        seen["name"], seen["offline"] = name, (os.environ.get("HF_HUB_OFFLINE"), datasets.config.HF_HUB_OFFLINE)
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS[:1]), "train": datasets.Dataset.from_list(ROWS)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    ds = load_dataset("some-org/cached-set")
+    assert seen == {"name": "some-org/cached-set", "offline": ("1", True)}
+    assert ds.format == "hf-hub" and ds.fingerprint == reference_ds.fingerprint

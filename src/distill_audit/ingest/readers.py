@@ -394,8 +394,8 @@ def read_hf_disk(source: str, **_: Any) -> Iterator[RawRow]:
 @contextlib.contextmanager
 def hub_offline() -> Iterator[None]:
     """Force offline mode so a dataset id never waits on a network that is not there."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    os.environ.update({k: "1" for k in saved_env})
     import datasets.config as dconfig
     import huggingface_hub.constants as hconst
 
@@ -405,6 +405,11 @@ def hub_offline() -> Iterator[None]:
         yield
     finally:
         dconfig.HF_HUB_OFFLINE, hconst.HF_HUB_OFFLINE = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def read_hf_hub(source: str, **_: Any) -> Iterator[RawRow]:
