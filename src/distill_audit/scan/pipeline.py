@@ -62,6 +62,8 @@ class ScanOptions:
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
     # Stage budgets: overrides of the signature's and canary's own config fields.
+    suites: list[str] | None = None  # probe suites (built-in names or YAML paths); None: the stages' defaults
+    threads: int | None = None
     signature: dict[str, Any] = field(default_factory=dict)
     canary: dict[str, Any] = field(default_factory=dict)
     verdict: dict[str, Any] = field(default_factory=dict)
@@ -244,6 +246,22 @@ def make_config(cls, overrides: dict[str, Any], label: str):
     return cls(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def stage_configs(opts: ScanOptions, seeds: dict[str, int]):
+    """(SignatureConfig, CanaryConfig, probe suites) from the scan's options."""
+    from distill_audit.traits.canary import CanaryConfig
+    from distill_audit.traits.probes import load_suites
+    from distill_audit.traits.signature import SignatureConfig
+
+    sig_over = {"seed": seeds["signature"], **opts.signature}
+    can_over = dict(opts.canary)
+    if opts.suites:
+        sig_over.setdefault("suites", [])  # the battery is exactly the suites given
+    sig_cfg = make_config(SignatureConfig, sig_over, "signature")
+    can_cfg = make_config(CanaryConfig, can_over, "canary")
+    suites = load_suites(opts.suites) if opts.suites else load_suites()
+    return sig_cfg, can_cfg, suites
+
+
 # ---------------------------------------------------------------- the scan
 
 
@@ -309,6 +327,13 @@ def prepare(opts: ScanOptions) -> _Context:
 
 
 def run_scan(opts: ScanOptions) -> ScanOutcome:
+    from distill_audit.traits.training import torch_threads
+
+    with torch_threads(opts.threads):
+        return _run_scan(opts)
+
+
+def _run_scan(opts: ScanOptions) -> ScanOutcome:
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     seed_everything(opts.seed)
@@ -321,6 +346,7 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
     lazy = _LazyStudent(ctx.student_ref, opts.device, allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
 
     kind = data_kind(None, ds.samples)
+    sig_cfg, can_cfg, suites = stage_configs(opts, seeds)
 
     # Lineage.
     if opts.skip_lineage:
@@ -340,7 +366,9 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
 
     # Neutral reference / control: a user file, or the student base answering the data's own prompts.
     need_reference = not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None)
-    reference_samples, reference_info = _reference(ctx, stages_run, lazy, seeds, data_key, kind, need_reference)
+    # Only the rows the model stages will use need a neutral answer.
+    n_reference = max(sig_cfg.max_rows if not opts.skip_signature else 0, int(can_cfg.sample) if not opts.skip_canary else 0)
+    reference_samples, reference_info = _reference(ctx, stages_run, lazy, seeds, data_key, kind, need_reference, n_reference)
 
     # Static checks: no model; compared with the reference when there is one.
     from distill_audit.checks import run_static_checks
@@ -370,17 +398,15 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
     elif not reference_samples:
         signature = _skipped("no neutral reference to compare against")
     else:
-        from distill_audit.traits.signature import SignatureConfig, compute_signature, default_traits
-
-        sig_cfg = make_config(SignatureConfig, opts.signature, "signature")
+        from distill_audit.traits.signature import compute_signature, default_traits
 
         def signature_stage() -> dict[str, Any]:
             loaded = lazy.get()
-            res = compute_signature(loaded.model, loaded.tokenizer, ds.samples, reference_samples, default_traits(), sig_cfg)
+            res = compute_signature(loaded.model, loaded.tokenizer, ds.samples, reference_samples, default_traits(suites), sig_cfg)
             return {"result": res.to_dict(), "rows": res.to_rows()}
 
         payload = stages_run.cached("signature", {"models": {"student": student_id}, "data": {
-            **data_key, "reference": reference_info["fingerprint"]}, "config": _config_dict(sig_cfg)}, signature_stage)
+            **data_key, "reference": reference_info["fingerprint"]}, "config": {**_config_dict(sig_cfg), "suites_loaded": [x.name for x in suites]}}, signature_stage)
         signature, sig_rows = payload["result"], payload.get("rows") or []
 
     # Canary fine-tune against the control arm.
@@ -390,17 +416,15 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
     elif not control_samples:
         canary = _skipped("no control data (pass --control or allow the self-generated reference)")
     else:
-        from distill_audit.traits.canary import CanaryConfig, run_canary
-        from distill_audit.traits.probes import load_suites
-
-        can_cfg = make_config(CanaryConfig, opts.canary, "canary")
+        from distill_audit.traits.canary import run_canary
 
         def canary_stage() -> dict[str, Any]:
-            res = run_canary(lazy.fresh, ds.samples, control_samples, load_suites(), can_cfg, seed=seeds["canary"])
+            # One loaded student serves every stage: LoRA adapters are detached after each arm.
+            res = run_canary(lazy.get, ds.samples, control_samples, suites, can_cfg, seed=seeds["canary"])
             return {"result": res.to_dict()}
 
         canary = stages_run.cached("canary", {"models": {"student": student_id}, "data": {
-            **data_key, "control": _fingerprint(control_samples)}, "config": _config_dict(can_cfg)}, canary_stage)["result"]
+            **data_key, "control": _fingerprint(control_samples)}, "config": {**_config_dict(can_cfg), "suites_loaded": [x.name for x in suites]}}, canary_stage)["result"]
 
     stages = {"static": static, "lineage": lineage, "signature": signature, "canary": canary}
     verdict = judge(stages, data_kind=kind, config=make_config(VerdictConfig, opts.verdict, "verdict"))
@@ -434,13 +458,18 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
     return ScanOutcome(report, written, int(code))
 
 
-def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, data_key, kind, needed: bool):
-    """(reference samples, info) - the user's file, or self-generated by the student base."""
+def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, data_key, kind, needed: bool, n_rows: int):
+    """(reference samples, info) - the user's file, or the student base answering `n_rows` of the data's prompts."""
     if ctx.user_reference is not None:
         ds = ctx.user_reference
         return ds.samples, {"fingerprint": ds.fingerprint, "dataset": dataset_dict(ds, None, origin="file")}
     if not needed:
         return [], {"fingerprint": None, "dataset": None}
+    rows = list(ctx.ds.samples)
+    if len(rows) > n_rows:
+        import random
+
+        rows = sorted(random.Random(seeds["reference"]).sample(rows, n_rows), key=lambda s: s.index)
     decoding = {"temperature": 1.0, "top_p": 1.0, **decoding_from_provenance(ctx.ds)}
     if "max_new_tokens" not in decoding:
         decoding["max_new_tokens"] = None  # set from the data's completion lengths once the tokenizer is loaded
@@ -449,24 +478,25 @@ def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, da
         from distill_audit.generate.sampler import sample_completions
 
         loaded = lazy.get()
-        max_new = decoding["max_new_tokens"] or _max_completion_tokens(loaded.tokenizer, ctx.ds.samples)
+        max_new = decoding["max_new_tokens"] or _max_completion_tokens(loaded.tokenizer, rows)
         texts = sample_completions(
-            loaded.model, loaded.tokenizer, [list(s.prompt) for s in ctx.ds.samples],
+            loaded.model, loaded.tokenizer, [list(s.prompt) for s in rows],
             max_new_tokens=max_new, temperature=decoding["temperature"], top_p=decoding["top_p"],
             seed=seeds["reference"], logits_processor=_constraint(loaded.tokenizer, kind),
-            progress_label="reference (student answers the data's prompts)",
+            progress_label="reference (student answers the data's prompts)", row_ids=[s.index for s in rows],
         )
         limits = ["self-generated by the student base: traits the student already holds are not visible against it"]
         return {"result": {"status": "ok", "reason": None, "limits": limits, "n": len(texts),
                            "decoding": {**decoding, "max_new_tokens": max_new}}, "completions": texts}
 
     payload = stages_run.cached("reference", {"models": {"student": ctx.student["identity"]}, "data": data_key,
-                                              "config": {"decoding": decoding, "kind": kind}}, reference_stage)
+                                              "config": {"decoding": decoding, "kind": kind, "rows": [s.index for s in rows]}},
+                                reference_stage)
     if payload["result"]["status"] != "ok":
         return [], {"fingerprint": None, "dataset": None}
     samples = [
         Sample(index=s.index, line=None, prompt=s.prompt, completion=text, meta={"origin": "self-generated"})
-        for s, text in zip(ctx.ds.samples, payload["completions"])
+        for s, text in zip(rows, payload["completions"])
     ]
     fp = _fingerprint(samples)
     info = {
