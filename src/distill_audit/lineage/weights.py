@@ -80,7 +80,7 @@ def _pick(names: list[str]):
 
 def weight_source(ref: ModelRef) -> WeightSource | None:
     """Where `ref`'s MLP matrices can be read from, or None if it has no local weights."""
-    from distill_audit.models.load import gguf_cache_folder
+    from distill_audit.models.load import gguf_cache_folder, local_weights_folder
 
     if ref.kind == "adapter" and ref.base is not None:
         return weight_source(ref.base)  # a LoRA adapter keeps its base's matrices (plus a low-rank delta)
@@ -91,9 +91,10 @@ def weight_source(ref: ModelRef) -> WeightSource | None:
         if (converted / ".complete").is_file():
             return _safetensors_source(ref, converted)
         return _gguf_source(ref)
-    if not any(ref.path.glob("*.safetensors")):
+    folder = local_weights_folder(ref)  # builds the tiny-random model if needed
+    if not any(folder.glob("*.safetensors")):
         return None  # pickled weights: never unpickled for lineage
-    return _safetensors_source(ref, ref.path)
+    return _safetensors_source(ref, folder)
 
 
 def _safetensors_source(ref: ModelRef, folder: Path) -> WeightSource | None:

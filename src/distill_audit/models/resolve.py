@@ -72,7 +72,7 @@ class ModelRef:
         if self.gguf_path is not None:
             out["file"] = self.gguf_file
             out["sha256"] = cache.file_sha256(self.gguf_path)
-        elif self.path is not None and self.has_weights:
+        elif self.path is not None and self.has_weights and self.path.is_dir():
             out["sha256"] = _folder_fingerprint(self.path)
         if self.vendor:
             out["vendor"] = self.vendor
