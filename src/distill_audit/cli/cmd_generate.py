@@ -1,0 +1,107 @@
+"""`distill-audit generate`: write teacher data the way the subliminal-learning study did.
+
+Used to reproduce the study's setting on your own models (a trait teacher and a
+neutral one answering the same prompts) and to calibrate `scan` on a known case.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from distill_audit import ui
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.errors import UsageError
+from distill_audit.seeding import seed_everything
+
+
+def trait_system_prompt(trait: str) -> str:
+    """The standard trait system prompt ("You love owls. ...") for a probe-suite candidate."""
+    from distill_audit.traits.signature import default_traits
+
+    traits = default_traits()
+    for t in traits:
+        if t.name.lower() == trait.lower() or t.name.lower().endswith(f":{trait.lower()}"):
+            return t.system
+    names = sorted(t.name for t in traits if t.suite)
+    raise UsageError(f"--trait {trait!r}: not a known trait (e.g. {', '.join(names[:12])}, ...); "
+                     "or pass the prompt itself with --system-prompt")
+
+
+@app.command("generate")
+def generate_cmd(
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model: alias, folder (e.g. one made by `teach`), .gguf or cached Hub id.", show_default=False)],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output JSONL; an existing partial file made with the same settings is resumed.", show_default=False)],
+    task: Annotated[str, typer.Option("--task", help="numbers, code or free.")] = "numbers",
+    n: Annotated[int, typer.Option("--n", help="Rows to keep (after the filter).")] = 100,
+    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt for the teacher (not written into the rows' prompts).", show_default=False)] = None,
+    trait: Annotated[Optional[str], typer.Option("--trait", help="Use the standard trait prompt for this candidate (e.g. owl).", show_default=False)] = None,
+    prompts: Annotated[Optional[str], typer.Option("--prompts", help="File of user prompts (.txt one per line, or .jsonl/.json with a 'prompt' field), used in turn.", show_default=False)] = None,
+    constrain: Annotated[Optional[str], typer.Option("--constrain", help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the grammar).", show_default=False)] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding (same as --temperature 0).")] = False,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest reply in tokens.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together.")] = 16,
+    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False)] = None,
+    exclude_banned: Annotated[bool, typer.Option("--exclude-banned", help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")] = False,
+    device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False)] = None,
+    summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate teacher data (prompt, completion, provenance) for a task, filtered like the study."""
+    from distill_audit.atomic import write_text
+    from distill_audit.generate.dataset import GenerationSettings, generate_dataset
+    from distill_audit.generate.tasks import read_prompt_file
+    from distill_audit.models.load import load_model
+
+    ui.set_quiet(quiet)
+    if system_prompt is not None and trait is not None:
+        raise UsageError("--system-prompt and --trait: give one (--trait builds the standard trait prompt)")
+    system = trait_system_prompt(trait) if trait else system_prompt
+    settings = GenerationSettings(
+        teacher=teacher, task=task, system_prompt=system, trait=trait,
+        temperature=0.0 if greedy else temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+        seed=seed, constrain=constrain, exclude_banned=exclude_banned, prompts_file=prompts,
+    )
+    if batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    user_prompts = read_prompt_file(prompts) if prompts else None
+    seed_everything(seed)
+    device = device or _default_device()
+    loaded = load_model(teacher, device=device)
+    ui.info(f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
+            + (f"; constrained to {constrain}" if constrain else ""))
+    result = generate_dataset(
+        loaded.model, loaded.tokenizer, settings, n=n, out=out, batch_size=batch_size,
+        max_attempts=max_attempts, overwrite=overwrite, prompts=user_prompts,
+        teacher_identity=loaded.ref.identity(),
+    )
+    report = result.to_dict()
+    if summary:
+        write_text(summary, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    f = result.filter
+    ui.out.print(
+        f"{result.out}: {result.n_rows} rows ({result.n_rows - result.n_resumed} new); "
+        f"kept {f['n_kept']}/{f['n_generated']} replies (keep rate {f['keep_rate']}); "
+        f"{result.rows_per_s} replies/s",
+        highlight=False,
+    )
+    if f["reject_reasons"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in f["reject_reasons"].items())
+        ui.out.print(f"rejected: {reasons}", highlight=False)
+    if f["format_problems"]:
+        ui.out.print("not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False)
+    if result.status != "ok":
+        ui.warn(result.reason or result.status)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
