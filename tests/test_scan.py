@@ -35,8 +35,20 @@ def _report(out: Path) -> dict:
     return report
 
 
+TIMING_KEYS = {"seconds", "tokens_per_s", "rows_per_s", "kept_rows_per_s"}
+
+
+def _without_timings(x):
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items() if k not in TIMING_KEYS}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
 def _stable(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k != "run"}
+    """The report without what varies between identical runs: `run` and the stages' own durations."""
+    return _without_timings({k: v for k, v in report.items() if k != "run"})
 
 
 def test_scan_writes_every_format(cli, numbers_data, tmp_path):
@@ -109,3 +121,54 @@ def test_killed_scan_resumes_from_cache(cli, numbers_data, tmp_path, monkeypatch
     assert cache == {"static": "miss", "lineage": "hit"}  # static ran after lineage, so it was not done yet
     r = cli(*args, "--no-cache")
     assert _report(tmp_path / "out")["run"]["cache"]["lineage"] == "off"
+
+
+TINY = ("--suites", str(Path(__file__).parent / "data" / "tiny_suite.yaml"), "--signature-rows", "12",
+        "--canary-rows", "8", "--max-steps", "1", "--batch-size", "4", "--threads", "1")
+
+
+@pytest.fixture(scope="module")
+def full_scan(numbers_data, tmp_path_factory):
+    """One scan with every stage on the tiny student (tiny budgets), run twice with --no-cache."""
+    from distill_audit.cli.main import run
+
+    out = tmp_path_factory.mktemp("full")
+    for name in ("a", "b"):
+        code = run(["scan", str(numbers_data), "--student", "tiny-random", "--out", str(out / name), "--no-cache",
+                    "--quiet", *TINY])
+        assert code in (0, 1)
+    return out
+
+
+def test_full_scan_runs_every_stage(full_scan):
+    report = _report(full_scan / "a")
+    stages = report["stages"]
+    assert stages["lineage"]["verdict"] == "same-init"
+    assert stages["signature"]["status"] == "underpowered"  # 12 rows per side < the signature's minimum
+    assert stages["canary"]["status"] in ("ok", "underpowered")
+    assert {t["trait"] for t in stages["canary"]["traits"]} == {"owl", "cat", "dog"}
+    assert report["reference"]["origin"] == "self-generated"
+    assert report["reference"]["provenance"]["decoding"]["constrain"] == "numbers"
+    assert set(report["run"]["cache"].values()) == {"off"}
+    assert report["verdict"]["level"] in ("none", "low", "medium", "high", "inconclusive")
+    import pyarrow.parquet as pq
+
+    cols = pq.read_table(full_scan / "a" / "samples.parquet").column_names
+    assert "signature_lls_owl" in cols and "static_trait_words" in cols
+
+
+def test_same_seed_same_json(full_scan):
+    a, b = _report(full_scan / "a"), _report(full_scan / "b")
+    a_cfg, b_cfg = a.pop("config"), b.pop("config")
+    assert a_cfg["out"] != b_cfg["out"]
+    assert _stable(a) == _stable(b)
+
+
+def test_dry_run_plans_without_running(cli, numbers_data, tmp_path):
+    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", "--dry-run", *TINY)
+    assert r.exit_code == 0, r.stderr
+    for stage in ("reference", "signature", "canary", "estimated total"):
+        assert stage in r.stdout
+    assert not (tmp_path / "out").exists()
+    bad = cli("scan", numbers_data, "--student", "tiny-random", "--dry-run", "--teacher", "/no/such/dir")
+    assert bad.exit_code == 4

@@ -93,7 +93,10 @@ def write_samples_parquet(rows: list[dict[str, Any]], target: str | Path) -> Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows) if rows else pa.table({"index": pa.array([], pa.int64())})
+    # Columns are the union of every row's keys (a stage may score only some rows).
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    table = (pa.table({c: [r.get(c) for r in rows] for c in columns}) if rows
+             else pa.table({"index": pa.array([], pa.int64())}))
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     return Path(target)

@@ -406,9 +406,9 @@ def _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words, lines) -
     if leak_words:
         recs.append("Sanitize rows that name the trait outright (listed in the static checks) and scan again.")
     fixes = {
-        "signature": "Run the data signature with more samples (--sample) so it has enough power.",
-        "canary": "Run the canary with more samples, epochs or seeds (--thorough), ideally on a GPU with the real "
-                  "student, so a null result can be read as safety.",
+        "signature": "Score more rows in the data signature (--signature-rows, or a larger dataset) so it has enough power.",
+        "canary": "Run the canary with more rows, epochs or seeds (--canary-rows, --epochs, --seeds, or --thorough), "
+                  "ideally on a GPU with the real student, so a null result can be read as safety.",
         "lineage": "Pass --teacher (name or local path) so lineage can be tested.",
     }
     for name, (stage, tested) in lines.items():
