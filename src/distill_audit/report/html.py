@@ -9,6 +9,8 @@ from distill_audit.report import svg
 from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, static_rows
 from distill_audit.scan.verdict import lineage_weights, trait_rows
 
+PLOT_TOP = 15  # traits per plot (by estimate), plus every significant one
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
 h1{font-size:22px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -45,9 +47,10 @@ def signature_plot(report: dict[str, Any]) -> str:
     rows = trait_rows(report["stages"].get("signature"))
     sig = set(report["verdict"]["significant_traits"].get("signature", []))
     rows = sorted((r for r in rows if r["estimate"] is not None), key=lambda r: r["estimate"])[::-1]
+    rows = [r for i, r in enumerate(rows) if i < PLOT_TOP or r["trait"] in sig]
     pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig) for r in rows]
     unit = (report["stages"].get("signature") or {}).get("unit") or "signature shift vs reference"
-    return svg.forest(pts, "Data signature ranking (red: significant)", unit)
+    return svg.forest(pts, f"Data signature ranking (top {PLOT_TOP}; red: significant)", unit)
 
 
 def canary_plots(report: dict[str, Any]) -> str:
@@ -55,16 +58,21 @@ def canary_plots(report: dict[str, Any]) -> str:
     rows = trait_rows(stage)
     raw = stage.get("traits") or []
     raw = [{"trait": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else raw
+    sig = set(report["verdict"]["significant_traits"].get("canary", []))
+    shown = {r["trait"] for i, r in enumerate(sorted(rows, key=lambda r: -(r["estimate"] or 0))) if i < PLOT_TOP or r["trait"] in sig}
+    rows = [r for r in rows if r["trait"] in shown]
+    raw = [r for r in raw if str(r.get("trait")) in shown]
     arms = []
     for r in raw:
-        for key, label in (("control_before", "control before"), ("control_after", "control after"),
-                           ("before", "before"), ("after", "after")):
+        # Both arms start from the same base, so one "before" serves both.
+        for key, label in (("before", "before"), ("after", "after (trained on the data)"),
+                           ("control_after", "after (control arm)")):
             est, lo, hi = _value(r.get(key))
             if est is not None:
                 arms.append(svg.Point(str(r.get("trait")), est, lo, hi, group=label))
-    colors = {"before": "#90a4ae", "after": "#c62828", "control before": "#b0bec5", "control after": "#1565c0"}
-    parts = [svg.forest(arms, "Canary: trait probability before / after fine-tuning (95% CI)", "probability", colors)]
-    sig = set(report["verdict"]["significant_traits"].get("canary", []))
+    colors = {"before": "#90a4ae", "after (trained on the data)": "#c62828", "after (control arm)": "#1565c0"}
+    parts = [svg.forest(arms, f"Canary: trait probability before / after fine-tuning (95% CI; top {PLOT_TOP} by effect)",
+                        "probability", colors)]
     pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig)
            for r in rows if r["estimate"] is not None]
     parts.append(svg.forest(pts, "Canary: change vs control (difference in differences)", "effect"))

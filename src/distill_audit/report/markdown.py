@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill_audit.report.render import evidence_rows, num, static_rows
+from distill_audit.report.render import evidence_rows, num, shown_evidence, static_rows
+
+TOP_TRAITS = 5  # per line in the evidence table, besides every significant one
 
 ICONS = {"none": "🟢", "low": "🟢", "medium": "🟠", "high": "🔴", "inconclusive": "⚪"}
 
@@ -50,7 +52,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     named = [f"{line}: {', '.join(t)}" for line, t in sig.items() if t]
     if named:
         out += ["**Significant traits** — " + "; ".join(named), ""]
-    out += ["### Evidence", "", table(evidence_rows(report))]
+    out += ["### Evidence", "", table(evidence_rows(report, TOP_TRAITS))]
+    left_out = shown_evidence(report, TOP_TRAITS)[1]
+    if left_out:
+        out += [f"_{left_out} more trait lines (none significant) are in report.json and report.html._", ""]
     if v["recommendations"]:
         out += ["### Recommendation", ""] + [f"- {r}" for r in v["recommendations"]] + [""]
     gate = report["gate"]

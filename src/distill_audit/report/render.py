@@ -31,10 +31,28 @@ def ci(c: Any) -> str:
     return f"[{num(c[0])}, {num(c[1])}]"
 
 
-def evidence_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+def shown_evidence(report: dict[str, Any], top: int | None) -> tuple[list[dict[str, Any]], int]:
+    """Evidence lines to display: every significant line plus the `top` highest estimates per line.
+
+    Batteries have a hundred traits; a PR comment needs the ones that matter. Returns
+    (lines, number left out).
+    """
+    evidence = report["verdict"]["evidence"]
+    if top is None:
+        return evidence, 0
+    keep: list[dict[str, Any]] = []
+    for line in ("lineage", "signature", "canary", "static"):
+        rows = [e for e in evidence if e["line"] == line]
+        ranked = sorted(rows, key=lambda e: -(e["estimate"] if e["estimate"] is not None else float("-inf")))
+        chosen = {id(e) for e in ranked[:top]} | {id(e) for e in rows if e["significant"]}
+        keep += [e for e in ranked if id(e) in chosen]
+    return keep, len(evidence) - len(keep)
+
+
+def evidence_rows(report: dict[str, Any], top: int | None = None) -> list[dict[str, str]]:
     """The verdict's evidence table as display strings (one row per line and trait)."""
     rows = []
-    for e in report["verdict"]["evidence"]:
+    for e in shown_evidence(report, top)[0]:
         rows.append(
             {
                 "line": e["line"],

@@ -92,7 +92,7 @@ def forest(points: list[Point], title: str, xlabel: str, series_colors: dict[str
             color = colors.get(s or "", MUTED)
             out.append(f'<circle cx="{lx}" cy="{height - 8}" r="4" fill="{color}"/>'
                        f'<text x="{lx + 8}" y="{height - 4}">{escape(s or "")}</text>')
-            lx += 110
+            lx += 16 + 7 * len(s or "")
     out.append("</svg>")
     return "\n".join(out)
 
