@@ -57,6 +57,9 @@ def test_registry_entries_all_carry_evidence():
         ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B", {"same-init", "possible-shared-init"}),
         ("meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.1-8B", {"possible-shared-init"}),
         ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", {"different-init"}),
+        ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "meta-llama/Llama-3.1-8B-Instruct", {"same-init"}),
+        ("o3-mini", "gemini-2.5-pro", {"different-init"}),
+        ("google/gemma-2-9b-it", "google/gemma-3-12b-it", {"same-family-different-init"}),
         ("gpt-4.1-nano", "gpt-4o-mini", {"unknown"}),  # same vendor, relation not public
         ("claude-3-5-sonnet", "gpt-4o", {"different-init"}),
     ],

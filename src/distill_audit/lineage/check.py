@@ -230,6 +230,10 @@ class _Decision:
                 self.evidence.append(Evidence(2, "metadata", "possible-shared-init", "low", summary, details))
                 self.set("possible-shared-init", "low", "metadata", summary)
                 return
+            if self.verdict == "possible-shared-init":
+                summary += "; consistent with the partial lineage (pruning and upscaling change shapes)"
+                self.evidence.append(Evidence(2, "metadata", None, None, summary, details))
+                return
             verdict = "same-family-different-init" if same_tok else "different-init"
             self.evidence.append(Evidence(2, "metadata", verdict, "medium", summary, details))
             if self.decided_by is None:

@@ -47,6 +47,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is meant to be shared
         if target.exists() and not is_complete(target):
             shutil.rmtree(target, ignore_errors=True)  # a leftover from an older, broken writer
         try:
