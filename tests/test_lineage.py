@@ -201,3 +201,36 @@ def test_declared_base_model_chain(tmp_path, tiny_model_dir):
     assert result.verdict == "same-init", result.to_dict()
     registry_ev = next(e for e in result.evidence if e.name == "registry")
     assert registry_ev.details["student_lookup"] == "Qwen/Qwen2.5-7B"
+
+
+def test_gguf_base_model_metadata(tmp_path):
+    """GGUF general.base_model.* links a quantized fine-tune to its base."""
+    import gguf
+
+    path = tmp_path / "finetune.gguf"
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_string("general.name", "Owl Tuned")
+    writer.add_uint32("general.base_model.count", 1)
+    writer.add_string("general.base_model.0.name", "Qwen2.5 7B")
+    writer.add_string("general.base_model.0.organization", "Qwen")
+    writer.add_string("general.base_model.0.repo_url", "https://huggingface.co/Qwen/Qwen2.5-7B")
+    writer.add_tensor("blk.0.ffn_up.weight", np.ones((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    result = check_lineage("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", str(path))
+    assert result.verdict == "same-init" and result.decided_by == "registry"
+    meta = next(e for e in result.evidence if e.name == "metadata")
+    assert meta.details["student"]["ancestors"] == [{"name": "Qwen/Qwen2.5-7B", "source": "GGUF general.base_model.0.*"}]
+    other = check_lineage("gpt-4.1-nano", str(path))
+    assert other.verdict == "different-init"
+
+
+def test_same_tokenizer_is_not_same_init(tiny_model_dir, tiny_model_dir_other):
+    result = check_lineage(str(tiny_model_dir), str(tiny_model_dir_other))
+    meta = next(e for e in result.evidence if e.name == "metadata")
+    assert meta.details["same_tokenizer"] is True and meta.verdict is None
+    assert "same family at most" in meta.summary
+    assert result.verdict != "same-init"

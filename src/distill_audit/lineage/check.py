@@ -205,7 +205,12 @@ class _Decision:
     def _metadata_tier(self, meta_t: ModelMetadata | None, meta_s: ModelMetadata | None) -> None:
         if meta_t is None or meta_s is None:
             who = [r.ref for r, m in ((self.teacher, meta_t), (self.student, meta_s)) if m is None]
-            self.evidence.append(Evidence(2, "metadata", None, None, f"no local files for {', '.join(who)}"))
+            seen = {k: m.to_dict() for k, m in (("teacher", meta_t), ("student", meta_s)) if m is not None}
+            declared = [a["name"] for m in (meta_t, meta_s) if m is not None for a in m.ancestors]
+            summary = f"no local files for {', '.join(who)}"
+            if declared:
+                summary += f"; declared ancestors {', '.join(declared)} were looked up in the registry"
+            self.evidence.append(Evidence(2, "metadata", None, None, summary, seen))
             return
         details = {"teacher": meta_t.to_dict(), "student": meta_s.to_dict()}
         declared_t, all_t = self._ancestor_keys(self.teacher, meta_t)
