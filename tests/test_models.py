@@ -231,3 +231,15 @@ def test_gguf_tensor_reader_matches_written_values(tmp_path):
     index = read_gguf_index(path)
     assert index.metadata["llama.block_count"] == 2
     np.testing.assert_array_equal(read_gguf_tensor(index, "blk.0.ffn_up.weight"), first)
+
+
+def test_custom_code_needs_trust_remote_code(tmp_path, tiny_model_dir):
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    ref = resolve_model(str(folder))
+    assert any("trust-remote-code" in n for n in ref.notes)
+    with pytest.raises(ModelError, match="pass --trust-remote-code"):
+        load_model(ref)

@@ -147,8 +147,13 @@ def _tiny_random_folder(folder: Path) -> Path:
 
 
 def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    if not trust_remote_code and _has_custom_code(folder):
+        raise ModelError(
+            f"{ref.ref}: this model ships its own Python code (config.json auto_map); pass --trust-remote-code"
+            " only if you trust its authors"
+        )
     use_safetensors = any(folder.glob("*.safetensors"))
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -159,6 +164,13 @@ def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool)
         raise ModelError(f"{ref.ref}: cannot load model from {folder} ({_first_line(exc)})") from None
     tokenizer = _load_tokenizer(ref, folder, trust_remote_code=trust_remote_code)
     return model, tokenizer
+
+
+def _has_custom_code(folder: Path) -> bool:
+    try:
+        return bool(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auto_map"))
+    except (OSError, ValueError):
+        return False
 
 
 def _load_tokenizer(ref: ModelRef, folder: Path, *, trust_remote_code: bool):
