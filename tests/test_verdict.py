@@ -113,3 +113,20 @@ def test_verdict_dict_is_plain_json(level):
     v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()}, data_kind="numbers")
     json.dumps(v.to_dict(), allow_nan=False)
     assert gate_rank(level) >= 0
+
+
+def test_trait_specific_contrast_names_the_trait_first():
+    s = sig("eagle", "owl", "fox")
+    for row in s["traits"]:
+        row["contrast"] = {"estimate": 0.1 if row["trait"] == "owl" else -0.01,
+                           "p_adjusted": 0.01 if row["trait"] == "owl" else 0.9}
+    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers")
+    assert v.significant_traits["signature"][0] == "owl"
+    assert v.significant_traits["signature_specific"] == ["owl"]
+    assert "owl (trait-specific)" in v.explanation
+
+
+def test_skipped_stage_recommends_running_it_not_more_budget():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
+    assert any("it was skipped: --skip-canary" in r for r in v.recommendations)
+    assert not any("--thorough" in r for r in v.recommendations)

@@ -150,6 +150,25 @@ def trait_rows(stage: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _specific_traits(stage: dict[str, Any] | None, alpha: float) -> list[str]:
+    """Traits whose trait-specific contrast (vs the battery mean) is significant and positive."""
+    out = []
+    for r in (stage or {}).get("traits") or []:
+        c = r.get("contrast") if isinstance(r, dict) else None
+        if isinstance(c, dict) and _is_significant(
+            {"estimate": c.get("estimate"), "significant": c.get("significant"), "p": c.get("p_adjusted")}, alpha
+        ):
+            out.append(str(r.get("trait")))
+    return out
+
+
+def _name_traits(hits: list[str], specific: list[str], limit: int = 6) -> str:
+    """'owl (trait-specific), eagle, ... and 12 more'."""
+    named = [f"{t} (trait-specific)" if t in specific else t for t in hits[:limit]]
+    more = f" and {len(hits) - limit} more" if len(hits) > limit else ""
+    return ", ".join(named) + more
+
+
 def _is_significant(row: dict[str, Any], alpha: float) -> bool:
     """Significant toward the trait: the stage's call when given, else adjusted p < alpha."""
     est = row.get("estimate")
@@ -267,6 +286,9 @@ def judge(
     sig_powered, sig_why = _powered(sig_d, sig_rows, cfg.signature_max_mde)
     sig_ran = _status(sig_d) in ("ok", "underpowered")
     sig_hits = [r["trait"] for r in sig_rows if sig_ran and _is_significant(r, cfg.alpha)]
+    # Trait-specific hits (the trait beyond the battery's mean shift) name the trait first.
+    specific = [t for t in _specific_traits(sig_d, cfg.alpha) if t in sig_hits]
+    sig_hits = specific + [t for t in sig_hits if t not in specific]
     for r in sig_rows:
         evidence.append(
             EvidenceLine(
@@ -305,7 +327,7 @@ def judge(
 
     # Positive evidence.
     if sig_hits:
-        traits = ", ".join(sig_hits)
+        traits = _name_traits(sig_hits, specific)
         if lineage in SHARED_INIT:
             fire("signature+shared-init", "high",
                  f"the data carries a significant signature ({traits}) on a student that shares the teacher's "
@@ -356,7 +378,7 @@ def judge(
                  f"{tested} found no trait signal, but not every line could test it: " + "; ".join(untested))
 
     level = _max_level([r["level"] for r in rules])
-    significant = {"signature": sig_hits, "canary": can_hits}
+    significant = {"signature": sig_hits, "signature_specific": specific, "canary": can_hits}
     lineage_reason = _reason(lineage_d, "no teacher given or found in the data's provenance")
     explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested)
     recs = _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words,
