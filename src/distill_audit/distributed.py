@@ -375,8 +375,6 @@ def enable_gradient_checkpointing(model, *, when: bool | None = None) -> bool:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     else:
         return False
-    if hasattr(model, "config"):
-        model.config.use_cache = False
     return True
 
 
@@ -442,16 +440,24 @@ def prepare_quantized_for_training(model):
 
 
 def run_with_batch_backoff(fn: Callable[[int], T], batch_size: int, *, label: str = "batch") -> T:
-    """Call `fn(batch_size)`, halving the batch size after each out-of-memory error.
+    """Call `fn(batch_size)`; after an out-of-memory error retry with halved batch sizes.
 
-    accelerate's `find_executable_batch_size` does the catching (CUDA, MPS and CPU
-    allocator errors). Use it where the batch size does not change the result (scoring);
-    training keeps its global batch and backs off the micro-batch instead.
+    The first call runs as is (no cache clearing, no garbage collection, so the common
+    case costs nothing). On an out-of-memory error accelerate takes over: its
+    `find_executable_batch_size` recognizes CUDA, MPS and CPU allocator errors, frees
+    the device cache and retries. Use it where the batch size does not change the
+    result (scoring); training keeps its global batch.
     """
     from accelerate.utils import find_executable_batch_size
+    from accelerate.utils.memory import should_reduce_batch_size
 
     from distill_audit import ui
 
+    try:
+        return fn(int(batch_size))
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is an out-of-memory error
+        if not should_reduce_batch_size(exc):
+            raise
     size = {"now": int(batch_size)}
 
     def halve() -> int:
@@ -461,7 +467,7 @@ def run_with_batch_backoff(fn: Callable[[int], T], batch_size: int, *, label: st
         return size["now"]
 
     try:
-        return find_executable_batch_size(fn, starting_batch_size=int(batch_size), reduce_batch_size_fn=halve)()
+        return find_executable_batch_size(fn, starting_batch_size=halve(), reduce_batch_size_fn=halve)()
     except RuntimeError as exc:
         if "No executable batch size found" in str(exc):
             raise RunError(f"out of memory even with {label} size 1 (try a smaller model, --max-length, or a GPU)") from None
