@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# Busy-waiting OpenMP threads stall torch badly when the cores are shared (a SmolLM2
+# forward went from ~1 s to ~12 s); passive waiting costs nothing on a quiet machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DISTILL_AUDIT_SHARED", REPO.parent / "shared"))
 REALDATA = SHARED / "realdata"
