@@ -45,8 +45,10 @@ from distill_audit.traits.training import (
 # (LoRA trains ~250 tokens/s there, both arms train, and each arm is probed);
 # "thorough" approaches the paper's open-model runs and wants a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"sample": 128, "epochs": 1, "seeds": 1, "lr": 1e-3, "batch_size": 8, "max_length": 256},
-    "thorough": {"sample": 10_000, "epochs": 3, "seeds": 3, "lr": 2e-4, "batch_size": 16, "max_length": 512},
+    "default": {"sample": 128, "epochs": 1, "seeds": 1, "lr": 1e-3, "batch_size": 8, "max_length": 256,
+                "probe_questions": 16},
+    "thorough": {"sample": 10_000, "epochs": 3, "seeds": 3, "lr": 2e-4, "batch_size": 16, "max_length": 512,
+                 "probe_questions": 0},
 }
 N_PERMUTATIONS = 20_000  # sign flips; the p floor (1/20001) must survive Holm over ~100 traits
 
@@ -70,6 +72,7 @@ class CanaryConfig:
     threads: int | None = None
     bf16: bool = True  # bf16 autocast for training on GPUs that support it; probes stay fp32
     probe_batch_size: int = 32
+    probe_questions: int | None = None  # paraphrases (choice items) per suite probed; 0 = all
     alpha: float = 0.05
     correction: str = "holm"  # or "bh"
     max_mde: float = 0.10  # probability points; a null run that cannot see this is "underpowered"
@@ -138,6 +141,18 @@ def sample_arms(treated: Sequence[Sample], control: Sequence[Sample], n: int, *,
         picked = rng.sample(pairable, n)
         return picked, [by_prompt[_prompt_key(s)] for s in picked], True
     return rng.sample(list(treated), n), rng.sample(list(control), n), False
+
+
+def trim_suites(suites: Sequence[ProbeSuite], n: int) -> tuple[list[ProbeSuite], list[str]]:
+    """Each suite cut to its first n paraphrases / choice items (0: all); names of those cut."""
+    out, cut = [], []
+    for s in suites:
+        size = len(s.questions) if s.kind == "preference" else len(s.items)
+        if n and size > n:
+            s = dataclasses.replace(s, questions=s.questions[:n]) if s.kind == "preference" else dataclasses.replace(s, items=s.items[:n])
+            cut.append(s.name)
+        out.append(s)
+    return out, cut
 
 
 def _prompt_key(s: Sample) -> tuple:
@@ -409,6 +424,10 @@ def run_canary(
         return CanaryResult("skipped", "no probe suite", [], [], {}, config, [], None, 0.0)
     train_cfg = cfg.train_config()
     seeds = cfg.seed_list(seed)
+    suites, trimmed = trim_suites(suites, int(cfg.probe_questions or 0))
+    if trimmed:
+        limits.append(f"probed the first {cfg.probe_questions} paraphrases (choice items) of each suite "
+                      f"({', '.join(trimmed)}); all of them with probe_questions=0 or --thorough")
     treated_rows, control_rows, paired = sample_arms(treated, control, int(cfg.sample), seed=seed)
     model, tokenizer = _unpack(load_student())
     n_steps = planned_steps(len(treated_rows), train_cfg)
