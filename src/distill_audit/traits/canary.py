@@ -50,6 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "thorough": {"sample": 10_000, "epochs": 3, "seeds": 3, "lr": 2e-4, "batch_size": 16, "max_length": 512,
                  "probe_questions": 0},
 }
+SMALL_STUDENT_PARAMS = 1_000_000_000  # below this, a null carries the small-student caveat
 N_PERMUTATIONS = 20_000  # sign flips; the p floor (1/20001) must survive Holm over ~100 traits
 
 
@@ -482,8 +483,12 @@ def run_canary(
     if len(seeds) == 1:
         limits.append("one training seed: seed-to-seed variation is not measured, and the CI covers "
                       "probe paraphrases only (a second seed, --seeds 2, measures training noise)")
-    limits.append("a null on a small student is weak evidence: published transmission needs larger "
-                  "students (Qwen2.5 >= 14B with prompted teachers, Llama-3.2-1B with a fine-tuned teacher)")
+    n_params = sum(p.numel() for p in model.parameters())
+    arms["student_parameters"] = n_params
+    if n_params < SMALL_STUDENT_PARAMS:
+        limits.append(f"a null on a {n_params / 1e6:.0f}M-parameter student is weak evidence: published behavioural "
+                      "transmission needed larger students (Qwen2.5 >= 14B with prompted teachers, "
+                      "Llama-3.2-1B with a fine-tuned teacher)")
     if len(treated) > len(treated_rows):
         limits.append(f"trained on {len(treated_rows)} of {len(treated)} rows (--sample)")
     status, reason = "ok", None
