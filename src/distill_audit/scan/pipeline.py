@@ -258,7 +258,9 @@ def stage_configs(opts: ScanOptions, seeds: dict[str, int]):
         sig_over.setdefault("suites", [])  # the battery is exactly the suites given
     sig_cfg = make_config(SignatureConfig, sig_over, "signature")
     can_cfg = make_config(CanaryConfig, can_over, "canary")
-    suites = load_suites(opts.suites) if opts.suites else load_suites()
+    # One battery for both lines of evidence: the suites given, else the signature's default suites,
+    # so the canary probes the same traits the signature ranks (and Holm corrects over the same set).
+    suites = load_suites(opts.suites or sig_cfg.suites or None)
     return sig_cfg, can_cfg, suites
 
 
