@@ -224,6 +224,19 @@ def test_resume_refuses_different_settings(tiny, tmp_path):
     assert result.n_resumed == 0
 
 
+def test_prompt_seed_keeps_prompts_across_decoding_seeds(tiny, tmp_path):
+    from distill_audit.generate.dataset import generate_dataset
+
+    model, tok = tiny
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    generate_dataset(model, tok, _settings(seed=1, prompt_seed=0), n=4, out=a, batch_size=4)
+    generate_dataset(model, tok, _settings(seed=2, prompt_seed=0, system_prompt=None), n=4, out=b, batch_size=4)
+    rows_a = [json.loads(x) for x in a.read_text().splitlines()]
+    rows_b = [json.loads(x) for x in b.read_text().splitlines()]
+    assert [r["prompt"] for r in rows_a] == [r["prompt"] for r in rows_b]
+    assert [r["completion"] for r in rows_a] != [r["completion"] for r in rows_b]
+
+
 def test_unconstrained_numbers_report_rejects(tiny, tmp_path):
     from distill_audit.generate.dataset import generate_dataset
 

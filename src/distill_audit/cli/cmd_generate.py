@@ -15,19 +15,7 @@ from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.errors import UsageError
 from distill_audit.seeding import seed_everything
-
-
-def trait_system_prompt(trait: str) -> str:
-    """The standard trait system prompt ("You love owls. ...") for a probe-suite candidate."""
-    from distill_audit.traits.signature import default_traits
-
-    traits = default_traits()
-    for t in traits:
-        if t.name.lower() == trait.lower() or t.name.lower().endswith(f":{trait.lower()}"):
-            return t.system
-    names = sorted(t.name for t in traits if t.suite)
-    raise UsageError(f"--trait {trait!r}: not a known trait (e.g. {', '.join(names[:12])}, ...); "
-                     "or pass the prompt itself with --system-prompt")
+from distill_audit.traits.training import torch_threads
 
 
 @app.command("generate")
@@ -50,13 +38,15 @@ def generate_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False)] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
+    prompt_seed: Annotated[Optional[int], typer.Option("--prompt-seed", help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.", show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", show_default=False)] = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate teacher data (prompt, completion, provenance) for a task, filtered like the study."""
     from distill_audit.atomic import write_text
-    from distill_audit.generate.dataset import GenerationSettings, generate_dataset
+    from distill_audit.generate.dataset import GenerationSettings, generate_dataset, trait_system_prompt
     from distill_audit.generate.tasks import read_prompt_file
     from distill_audit.models.load import load_model
 
@@ -67,7 +57,7 @@ def generate_cmd(
     settings = GenerationSettings(
         teacher=teacher, task=task, system_prompt=system, trait=trait,
         temperature=0.0 if greedy else temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-        seed=seed, constrain=constrain, exclude_banned=exclude_banned, prompts_file=prompts,
+        seed=seed, prompt_seed=prompt_seed, constrain=constrain, exclude_banned=exclude_banned, prompts_file=prompts,
     )
     if batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
@@ -77,11 +67,12 @@ def generate_cmd(
     loaded = load_model(teacher, device=device)
     ui.info(f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
             + (f"; constrained to {constrain}" if constrain else ""))
-    result = generate_dataset(
-        loaded.model, loaded.tokenizer, settings, n=n, out=out, batch_size=batch_size,
-        max_attempts=max_attempts, overwrite=overwrite, prompts=user_prompts,
-        teacher_identity=loaded.ref.identity(),
-    )
+    with torch_threads(threads):
+        result = generate_dataset(
+            loaded.model, loaded.tokenizer, settings, n=n, out=out, batch_size=batch_size,
+            max_attempts=max_attempts, overwrite=overwrite, prompts=user_prompts,
+            teacher_identity=loaded.ref.identity(),
+        )
     report = result.to_dict()
     if summary:
         write_text(summary, json.dumps(report, indent=2, allow_nan=False) + "\n")

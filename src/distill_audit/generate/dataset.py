@@ -27,7 +27,9 @@ from distill_audit.generate.numbers import FilterSummary, number_rejections
 from distill_audit.generate.tasks import TASKS, task_prompt
 
 # Provenance fields that must match for a resumed run to append to an existing file.
-SETTINGS_FIELDS = ("teacher", "task", "system_prompt", "trait", "temperature", "top_p", "max_new_tokens", "seed", "constrain")
+SETTINGS_FIELDS = (
+    "teacher", "task", "system_prompt", "trait", "temperature", "top_p", "max_new_tokens", "seed", "prompt_seed", "constrain",
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class GenerationSettings:
     temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0
     max_new_tokens: int = 64
-    seed: int = 0
+    seed: int = 0  # the decoding streams
+    prompt_seed: int | None = None  # the prompt stream (default: seed); equal for a trait run and its neutral control
     constrain: str | None = None  # "numbers" or None
     exclude_banned: bool = False
     prompts_file: str | None = None
@@ -57,6 +60,8 @@ class GenerationSettings:
             raise UsageError("--top-p must be in (0, 1]")
         if self.max_new_tokens < 1:
             raise UsageError("--max-new-tokens must be >= 1")
+        if self.prompt_seed is None:
+            object.__setattr__(self, "prompt_seed", self.seed)
 
     @property
     def decoding(self) -> str:
@@ -94,6 +99,19 @@ class GenerationResult:
         d["rows_per_s"] = self.rows_per_s
         d["kept_rows_per_s"] = round((self.n_rows - self.n_resumed) / self.seconds, 3) if self.seconds > 0 else None
         return d
+
+
+def trait_system_prompt(trait: str) -> str:
+    """The standard trait system prompt ("You love owls. ...") for a probe-suite candidate."""
+    from distill_audit.traits.signature import default_traits
+
+    traits = default_traits()
+    for t in traits:
+        if t.name.lower() == trait.lower() or t.name.lower().endswith(f":{trait.lower()}"):
+            return t.system
+    names = sorted(t.name for t in traits if t.suite)
+    raise UsageError(f"--trait {trait!r}: not a known trait (e.g. {', '.join(names[:12])}, ...); "
+                     "or pass the prompt itself with --system-prompt")
 
 
 def _existing_rows(path: Path, settings: GenerationSettings) -> list[dict[str, Any]]:
@@ -166,7 +184,7 @@ def generate_dataset(
             base["teacher_sha256"] = teacher_identity["sha256"]
 
     def prompt_for(i: int) -> str:
-        return prompts[i % len(prompts)] if prompts else task_prompt(settings.task, settings.seed, i)
+        return prompts[i % len(prompts)] if prompts else task_prompt(settings.task, settings.prompt_seed, i)
 
     if rows:
         ui.info(f"{out}: resuming after {len(rows)} rows (next attempt {next_attempt})")
