@@ -6,10 +6,11 @@ from html import escape
 from typing import Any
 
 from distill_audit.report import svg
-from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, static_rows
+from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
 from distill_audit.scan.verdict import lineage_weights, trait_rows
 
 PLOT_TOP = 15  # traits per plot (by estimate), plus every significant one
+EVIDENCE_TOP = 8  # trait rows per line in the evidence table; the rest are folded
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
@@ -30,6 +31,20 @@ def _table(rows: list[dict[str, str]], sig_key: str | None = None) -> str:
         cells = "".join(f"<td>{escape(str(r.get(h, '')).replace('**', ''))}</td>" for h in head)
         out.append(f"<tr{cls}>{cells}</tr>")
     return "\n".join(out) + "</table>"
+
+
+def _more(report: dict[str, Any]) -> str:
+    """Every evidence line, folded, when the table above shows only the top ones."""
+    left_out = shown_evidence(report, EVIDENCE_TOP)[1]
+    if not left_out:
+        return ""
+    return (f"<details><summary>All {len(report['verdict']['evidence'])} evidence lines "
+            f"({left_out} more, none significant)</summary>{_table(evidence_rows(report), sig_key='significant')}</details>")
+
+
+def _limits(verdict: dict[str, Any]) -> str:
+    items = "".join(f"<li><b>{escape(line)}</b>: {escape('; '.join(lim))}</li>" for line, lim in (verdict.get("limits") or {}).items())
+    return f"<p><b>What each line could not test</b></p><ul class='muted'>{items}</ul>" if items else ""
 
 
 def _value(x: Any) -> tuple[float | None, float | None, float | None]:
@@ -131,7 +146,9 @@ fingerprint <code>{escape(ds['fingerprint'][:16])}</code>) · student <b>{escape
 · seed {report['seed']} · distill-audit {escape(report['tool']['version'])}</p>
 <h2>Recommendation</h2><ul>{recs}</ul>
 <h2>Evidence</h2>
-{_table(evidence_rows(report), sig_key="significant")}
+{_table(evidence_rows(report, EVIDENCE_TOP), sig_key="significant")}
+{_more(report)}
+{_limits(v)}
 <h2>Data signature</h2>
 <figure>{signature_plot(report) or "<p class='muted'>no signature result</p>"}</figure>
 <h2>Canary fine-tune</h2>

@@ -56,6 +56,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     left_out = shown_evidence(report, TOP_TRAITS)[1]
     if left_out:
         out += [f"_{left_out} more trait lines (none significant) are in report.json and report.html._", ""]
+    limits = v.get("limits") or {}
+    if limits:
+        out += ["<details><summary>What each line could not test</summary>", ""]
+        out += [f"- **{line}**: " + "; ".join(items) for line, items in limits.items()] + ["", "</details>", ""]
     if v["recommendations"]:
         out += ["### Recommendation", ""] + [f"- {r}" for r in v["recommendations"]] + [""]
     gate = report["gate"]

@@ -87,6 +87,7 @@ class Verdict:
     lineage: str
     data_kind: str
     config: VerdictConfig = field(default_factory=VerdictConfig)
+    limits: dict[str, list[str]] = field(default_factory=dict)  # line -> what its stage could not test
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +100,7 @@ class Verdict:
             "lineage": self.lineage,
             "data_kind": self.data_kind,
             "config": self.config.to_dict(),
+            "limits": {k: list(v) for k, v in self.limits.items()},
         }
 
 
@@ -220,9 +222,8 @@ def lineage_weights(lineage: dict[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
-def _limits(stage: dict[str, Any] | None) -> str | None:
-    lim = (stage or {}).get("limits") or []
-    return "; ".join(str(x) for x in lim) or None
+def _limits(stage: dict[str, Any] | None) -> list[str]:
+    return [str(x) for x in (stage or {}).get("limits") or []]
 
 
 def _leakage(static: dict[str, Any] | None, numbers: bool, min_excess: float) -> tuple[float | None, list[str]]:
@@ -293,7 +294,7 @@ def judge(
         evidence.append(
             EvidenceLine(
                 "signature", r["trait"], _status(sig_d), r["estimate"], r["ci"], r["p"], r["mde"],
-                _is_significant(r, cfg.alpha), untested=sig_why or _limits(sig_d),
+                _is_significant(r, cfg.alpha), untested=sig_why,
             )
         )
     if not sig_rows:
@@ -308,7 +309,7 @@ def judge(
         evidence.append(
             EvidenceLine(
                 "canary", r["trait"], _status(can_d), r["estimate"], r["ci"], r["p"], r["mde"],
-                _is_significant(r, cfg.alpha), untested=can_why or _limits(can_d),
+                _is_significant(r, cfg.alpha), untested=can_why,
             )
         )
     if not can_rows:
@@ -389,7 +390,9 @@ def judge(
     explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested)
     recs = _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words,
                       {"signature": (sig_d, sig_powered), "canary": (can_d, can_powered), "lineage": (lineage_d, lineage_ok)})
-    return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg)
+    limits = {name: _limits(d) for name, d in (("lineage", lineage_d), ("signature", sig_d), ("canary", can_d),
+                                               ("static", static_d)) if _limits(d)}
+    return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg, limits)
 
 
 def _max_level(levels: list[str]) -> str:
@@ -404,7 +407,7 @@ def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: st
         "high": "High risk: a student trained on this data is likely to absorb the teacher's traits.",
         "medium": "Medium risk: the data carries trait evidence that may transfer to this student.",
         "low": "Low risk: no strong evidence that this student would absorb a trait from this data.",
-        "none": "No risk found: every line of evidence ran with enough power and found nothing.",
+        "none": "No risk found: the lines of evidence that ran had enough power and found no trait signal.",
         INCONCLUSIVE: "Inconclusive: the scan could not gather enough evidence to judge the risk.",
     }[level]
     because = "; ".join(r["why"] for r in rules if r["level"] == level) or ""
