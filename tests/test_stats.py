@@ -67,7 +67,7 @@ def test_mde_formula_and_power_calibration():
     assert stats.minimum_detectable_effect(1.0, 1) is None
     # A true effect equal to the MDE is detected about 80% of the time.
     rng = np.random.default_rng(11)
-    n, sims = 40, 300
+    n, sims = 40, 200
     mde = stats.minimum_detectable_effect(1.0, n)
     hits = sum(stats.paired_effect(rng.normal(mde, 1.0, n), seed=i, with_ci=False, n_permutations=500).significant for i in range(sims))
     assert 0.70 <= hits / sims <= 0.90
@@ -75,14 +75,14 @@ def test_mde_formula_and_power_calibration():
 
 def test_paired_false_positive_rate_on_nulls():
     rng = np.random.default_rng(5)
-    sims = 400
+    sims = 300
     rejections = sum(stats.paired_effect(rng.normal(0, 1, 30), seed=i, with_ci=False, n_permutations=500).significant for i in range(sims))
     assert 0.025 <= rejections / sims <= 0.08
 
 
 def test_clustering_keeps_the_false_positive_rate_where_ignoring_it_would_not():
     rng = np.random.default_rng(6)
-    sims, k, per = 300, 12, 8
+    sims, k, per = 200, 12, 8
     clusters = np.repeat(np.arange(k), per)
     with_clusters = without = 0
     for i in range(sims):
@@ -104,7 +104,7 @@ def test_two_sample_false_positive_rate_and_known_effect():
 
 def test_bootstrap_ci_coverage_on_nulls():
     rng = np.random.default_rng(8)
-    sims = 150
+    sims = 120
     covered = 0
     for i in range(sims):
         eff = stats.paired_effect(rng.normal(0.2, 1, 40), seed=i, n_permutations=200)
@@ -114,7 +114,7 @@ def test_bootstrap_ci_coverage_on_nulls():
 
 def test_holm_controls_familywise_error_over_a_null_battery():
     rng = np.random.default_rng(9)
-    sims, traits = 150, 10
+    sims, traits = 100, 10
     any_hit = 0
     for s in range(sims):
         family = [stats.paired_effect(rng.normal(0, 1, 25), seed=s * 100 + t, with_ci=False, n_permutations=400) for t in range(traits)]
