@@ -190,7 +190,7 @@ def generate_dataset(
         ui.info(f"{out}: resuming after {len(rows)} rows (next attempt {next_attempt})")
     start = time.perf_counter()
     attempts = 0
-    chunk = max(batch_size * 4, 16)
+    chunk = max(batch_size * 2, 16)  # rows are written after every chunk
     with ui.progress_task(f"generate {settings.task}", total=n) as task:
         task.advance(min(len(rows), n))
         while len(rows) < n and attempts < max_attempts:
