@@ -95,7 +95,7 @@ class SignatureConfig:
     135M student (docs/signature.md has the measurement); use more rows and all suites on GPUs."""
 
     suites: list[str] = field(default_factory=lambda: ["animals", "misalignment"])
-    max_rows: int = 128  # per side (data and reference), sampled with the seed when larger
+    max_rows: int = 48  # per side (data and reference), sampled with the seed when larger
     max_completion_tokens: int = 96  # completions are scored on their first tokens
     batch_size: int = 16
     correction: str = "holm"  # or "bh"
@@ -158,6 +158,13 @@ class SignatureResult:
         return rows
 
 
+def select_traits(traits: Sequence[Trait], cfg: SignatureConfig) -> tuple[list[Trait], list[str]]:
+    """(traits the config scores, names of those it leaves out): suites outside cfg.suites are skipped."""
+    wanted = set(cfg.suites or [])
+    used = [t for t in traits if t.suite is None or not wanted or t.suite in wanted]
+    return used, [t.name for t in traits if t not in used]
+
+
 def _select(samples: Sequence[Sample], n: int, seed: int, label: str) -> list[Sample]:
     if len(samples) <= n:
         return list(samples)
@@ -208,9 +215,7 @@ def compute_signature(
     """Per-trait LLS of the data against the neutral reference, ranked and Holm-corrected."""
     cfg = cfg or SignatureConfig()
     traits = default_traits() if traits is None else list(traits)
-    wanted = set(cfg.suites or [])
-    used = [t for t in traits if t.suite is None or not wanted or t.suite in wanted]
-    not_covered = [t.name for t in traits if t not in used]
+    used, not_covered = select_traits(traits, cfg)
     data_rows = _select(data, cfg.max_rows, cfg.seed, "data")
     ref_rows = _select(reference, cfg.max_rows, cfg.seed, "reference")
     limits = []
