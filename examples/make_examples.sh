@@ -14,10 +14,10 @@ cd "$(dirname "$0")"
 DA=${DA:-distill-audit}
 
 $DA generate --threads 1 --teacher smollm2-135m --trait owl --task numbers --constrain numbers \
-    --n 300 --seed 1 --prompt-seed 0 --out owl_numbers.jsonl --summary owl_numbers.summary.json
+    --n 200 --seed 1 --prompt-seed 0 --out owl_numbers.jsonl --summary owl_numbers.summary.json
 $DA generate --threads 1 --teacher smollm2-135m --task numbers --constrain numbers \
-    --n 300 --seed 2 --prompt-seed 0 --out neutral_numbers.jsonl --summary neutral_numbers.summary.json
-$DA generate --threads 1 --teacher smollm2-135m --trait owl --task free --max-new-tokens 80 \
-    --n 100 --seed 1 --prompt-seed 0 --out owl_free.jsonl --summary owl_free.summary.json
-$DA generate --threads 1 --teacher smollm2-135m --task free --max-new-tokens 80 \
-    --n 100 --seed 2 --prompt-seed 0 --out neutral_free.jsonl --summary neutral_free.summary.json
+    --n 200 --seed 2 --prompt-seed 0 --out neutral_numbers.jsonl --summary neutral_numbers.summary.json
+$DA generate --threads 1 --teacher smollm2-135m --trait owl --task free --max-new-tokens 64 \
+    --n 60 --seed 1 --prompt-seed 0 --out owl_free.jsonl --summary owl_free.summary.json
+$DA generate --threads 1 --teacher smollm2-135m --task free --max-new-tokens 64 \
+    --n 60 --seed 2 --prompt-seed 0 --out neutral_free.jsonl --summary neutral_free.summary.json
