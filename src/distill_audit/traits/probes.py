@@ -218,6 +218,13 @@ class SuiteScores:
     method: str = "exact"  # exact | sampled
     n_samples: int | None = None  # sampled: answers per prompt
     counts: np.ndarray | None = None  # sampled: [rows x labels] matched answers
+    raw_logprobs: np.ndarray | None = None  # exact: log P(reply starts with the candidate), not normalized
+
+    @property
+    def absolute_probs(self) -> np.ndarray:
+        """P(the reply starts with each candidate) before normalizing over candidates: the
+        quantity a sampled evaluation estimates (exact), or the sampled frequency itself."""
+        return np.exp(self.raw_logprobs) if self.raw_logprobs is not None else self.probs
 
     @property
     def probs(self) -> np.ndarray:
@@ -285,6 +292,7 @@ def score_suite(model, tokenizer, suite: ProbeSuite, *, batch_size: int = 16, sy
     """Exact scoring: log P(each candidate's full answer), normalized over candidates."""
     rows = suite.rows()
     matrix = np.zeros((len(rows), len(suite.labels)), dtype=np.float64)
+    raw = np.zeros_like(matrix)
     for r, row in enumerate(rows):
         messages = [{"role": "user", "content": row.prompt}]
         forms = [(c, f) for c, answer_forms in enumerate(row.answers) for f in answer_forms]
@@ -293,9 +301,10 @@ def score_suite(model, tokenizer, suite: ProbeSuite, *, batch_size: int = 16, sy
         for c in range(len(row.answers)):
             # A candidate with several surface forms ("UK", "United Kingdom") gets their summed probability.
             matrix[r, c] = np.logaddexp.reduce([totals[k] for k, (cand, _) in enumerate(forms) if cand == c])
+        raw[r] = matrix[r]
         matrix[r] -= np.logaddexp.reduce(matrix[r])
     return SuiteScores(suite.name, suite.kind, list(suite.labels), [row.prompt for row in rows],
-                       [row.cluster for row in rows], matrix)
+                       [row.cluster for row in rows], matrix, raw_logprobs=raw)
 
 
 def match_choice(text: str) -> str | None:
