@@ -103,25 +103,6 @@ def test_config_echo_reruns_the_same_scan(cli, numbers_data, tmp_path):
     assert second["config"] == cfg
 
 
-def test_killed_scan_resumes_from_cache(cli, numbers_data, tmp_path, monkeypatch):
-    from distill_audit.scan import pipeline
-
-    def crash(name: str) -> None:
-        if name == "lineage":
-            raise KeyboardInterrupt  # the process is stopped right after a finished stage
-
-    monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "after_stage", crash)
-    args = ("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", *FAST)
-    assert cli(*args).exit_code not in (0, 1)  # interrupted (130, like Ctrl-C)
-    assert not (tmp_path / "out" / "report.json").exists()  # no half report
-    monkeypatch.setattr(pipeline, "after_stage", lambda name: None)
-    assert cli(*args).exit_code == 0
-    cache = _report(tmp_path / "out")["run"]["cache"]
-    assert cache == {"static": "miss", "lineage": "hit"}  # static ran after lineage, so it was not done yet
-    r = cli(*args, "--no-cache")
-    assert _report(tmp_path / "out")["run"]["cache"]["lineage"] == "off"
-
 
 TINY = ("--suites", str(Path(__file__).parent / "data" / "tiny_suite.yaml"), "--signature-rows", "12",
         "--canary-rows", "8", "--max-steps", "1", "--batch-size", "4", "--threads", "1")
@@ -172,3 +153,25 @@ def test_dry_run_plans_without_running(cli, numbers_data, tmp_path):
     assert not (tmp_path / "out").exists()
     bad = cli("scan", numbers_data, "--student", "tiny-random", "--dry-run", "--teacher", "/no/such/dir")
     assert bad.exit_code == 4
+
+
+def test_killed_scan_resumes_from_cache(cli, numbers_data, tmp_path, monkeypatch):
+    """Stopped right after the signature, a re-run reuses every finished stage and runs only the canary."""
+    from distill_audit.scan import pipeline
+
+    def crash(name: str) -> None:
+        if name == "signature":
+            raise KeyboardInterrupt  # the process is stopped right after a finished stage
+
+    monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pipeline, "after_stage", crash)
+    args = ("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", "--quiet", *TINY)
+    assert cli(*args).exit_code not in (0, 1)  # interrupted (130, like Ctrl-C)
+    assert not (tmp_path / "out" / "report.json").exists()  # no half report
+    monkeypatch.setattr(pipeline, "after_stage", lambda name: None)
+    assert cli(*args).exit_code in (0, 1)
+    cache = _report(tmp_path / "out")["run"]["cache"]
+    assert cache == {"lineage": "hit", "reference": "hit", "static": "hit", "signature": "hit", "canary": "miss"}
+    # A re-run for another format recomputes nothing (and loads no model).
+    assert cli(*args, "--format", "md").exit_code in (0, 1)
+    assert set(_report(tmp_path / "out")["run"]["cache"].values()) == {"hit"}
