@@ -407,7 +407,7 @@ def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: st
         "high": "High risk: a student trained on this data is likely to absorb the teacher's traits.",
         "medium": "Medium risk: the data carries trait evidence that may transfer to this student.",
         "low": "Low risk: no strong evidence that this student would absorb a trait from this data.",
-        "none": "No risk found: the lines of evidence that ran had enough power and found no trait signal.",
+        "none": "No risk found.",
         INCONCLUSIVE: "Inconclusive: the scan could not gather enough evidence to judge the risk.",
     }[level]
     because = "; ".join(r["why"] for r in rules if r["level"] == level) or ""
