@@ -5,7 +5,7 @@ process one after the other (so a busy machine slows both alike); the ratio is t
 result, not the absolute rows/s. Modes: sampled (temperature 1), greedy (checked to
 give the same text as `generate()`), and sampled with `--constrain numbers` (ours
 only; also its keep rate under the paper's filter). Usage:
-    python benchmarks/bench_generate.py [--model smollm2-135m] [--rows 32] [--batch-size 16] [--max-new-tokens 48]
+    python benchmarks/bench_generate.py [--model smollm2-135m] [--rows 32] [--batch-size 16] [--max-new-tokens 48] [--threads N]
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from distill_audit.generate.constrained import number_list_processor
     from distill_audit.generate.numbers import number_prompts, number_rejections
