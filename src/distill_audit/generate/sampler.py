@@ -22,6 +22,7 @@ import torch
 from distill_audit import ui
 from distill_audit.models.chat import end_of_turn_text, render_prefix
 from distill_audit.seeding import derive_seed
+from distill_audit.traits.training import pad_token_id
 
 Message = dict[str, str]
 LogitsProcessor = Callable[[torch.LongTensor, torch.FloatTensor], torch.FloatTensor]
@@ -41,13 +42,6 @@ def stop_token_ids(tokenizer, model=None) -> set[int]:
     elif isinstance(config_eos, (list, tuple)):
         ids.update(int(i) for i in config_eos)
     return ids
-
-
-def _pad_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if tid is not None:
-            return int(tid)
-    return 0
 
 
 def _encode_prompts(tokenizer, prompts: Sequence[Sequence[Message]], system: str | None) -> list[list[int]]:
@@ -198,7 +192,7 @@ def sample_completions(
         raise ValueError("row_ids must name each prompt once")
     encoded = _encode_prompts(tokenizer, prompts, system)
     order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), i))
-    pad_id, stop_ids = _pad_id(tokenizer), stop_token_ids(tokenizer, model)
+    pad_id, stop_ids = pad_token_id(tokenizer), stop_token_ids(tokenizer, model)
     results: list[str] = [""] * len(prompts)
     # No label, no progress output: callers inside a larger stage report their own.
     progress = ui.progress_task(progress_label, total=len(prompts)) if progress_label else _NoProgress()
