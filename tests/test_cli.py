@@ -46,3 +46,16 @@ def test_config_unknown_option_rejected():
 
     with pytest.raises(UsageError, match="no option 'bogus'"):
         build_default_map(["scan"], {"scan": {"seed"}}, {"scan": {"bogus": 1}}, environ={})
+
+
+def test_interrupt_exits_run_error(cli, monkeypatch):
+    """Ctrl-C mid-command exits 2 (documented), not typer's 130."""
+    import distill_audit.cli.cmd_lineage as cmd
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd, "check_lineage", boom)
+    r = cli("lineage", "gpt-4.1", "gpt-4o")
+    assert r.exit_code == 2
+    assert "interrupted" in r.stderr

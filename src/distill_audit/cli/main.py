@@ -7,7 +7,12 @@ code, and click's usage errors into exit 4, so user mistakes never show a traceb
 
 from __future__ import annotations
 
+import os
 import sys
+
+# Passive OpenMP waiting: busy-waiting threads stall torch badly when another process
+# shares the cores (a SmolLM2 forward pass went from ~1 s to ~12 s); set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Annotated, Optional
 
 import typer
@@ -96,7 +101,11 @@ def run(argv: list[str]) -> int:
             standalone_mode=False,
             default_map=default_map,
         )
-        return int(result) if isinstance(result, int) else 0
+        code = int(result) if isinstance(result, int) else 0
+        if code == 130:  # typer's code for Ctrl-C; ours is RUN_ERROR
+            ui.err.print("distill-audit: interrupted", highlight=False)
+            return int(ExitCode.RUN_ERROR)
+        return code
     except AuditError as exc:
         ui.err.print(f"[red]distill-audit: error:[/red] {exc}", highlight=False, markup=True)
         return int(exc.exit_code)
