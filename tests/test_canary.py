@@ -102,7 +102,7 @@ def test_arms_pair_prompts_and_match_sizes():
 
 
 def test_config_presets_and_errors():
-    assert CanaryConfig().sample == 128 and CanaryConfig().seeds == 1
+    assert CanaryConfig().sample == 48 and CanaryConfig().seeds == 1
     thorough = CanaryConfig.thorough(epochs=1)
     assert thorough.sample == 10_000 and thorough.epochs == 1 and len(thorough.seed_list(0)) == 3
     assert CanaryConfig(seeds=[7, 8]).seed_list(0) == [7, 8]

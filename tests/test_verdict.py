@@ -130,3 +130,15 @@ def test_skipped_stage_recommends_running_it_not_more_budget():
     v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
     assert any("it was skipped: --skip-canary" in r for r in v.recommendations)
     assert not any("--thorough" in r for r in v.recommendations)
+
+
+def test_signature_null_above_mde_threshold_is_not_a_clearance():
+    """A null signature whose MDE cannot see the measured owl effect (~0.013) clears nothing."""
+    weak = sig(mde=0.03)
+    v = judge({"lineage": lineage("same-init"), "signature": weak, "canary": canary(status="underpowered", mde=0.3)},
+              data_kind="numbers")
+    assert v.level == "inconclusive"
+    strong = sig(mde=0.01)
+    v2 = judge({"lineage": lineage("same-init"), "signature": strong, "canary": canary(status="underpowered", mde=0.3)},
+               data_kind="numbers")
+    assert v2.level == "low"

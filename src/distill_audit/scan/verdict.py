@@ -47,8 +47,10 @@ class VerdictConfig:
     # A canary whose minimum detectable effect (absolute change of the trait's probe
     # probability vs control) is above this cannot tell a null from a miss.
     canary_max_mde: float = 0.10
-    # Same for the signature, in its own units; None trusts the stage's own power status.
-    signature_max_mde: float | None = None
+    # Same for the signature, in its units (mean log-prob per completion token, nats).
+    # The owl-vs-neutral difference measured on SmolLM2-135M number data was +0.0126
+    # (z 2.2 at 96 rows per side): a signature that cannot see 0.015 cannot clear data.
+    signature_max_mde: float | None = 0.015
     # Share of rows that name a trait outright (beyond the reference's share) for
     # explicit leakage to be `medium`; half of it counts as a leak at all (`low`).
     leakage_medium_fraction: float = 0.01

@@ -45,7 +45,7 @@ from distill_audit.traits.training import (
 # (LoRA trains ~250 tokens/s there, both arms train, and each arm is probed);
 # "thorough" approaches the paper's open-model runs and wants a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"sample": 128, "epochs": 1, "seeds": 1, "lr": 1e-3, "batch_size": 8, "max_length": 256,
+    "default": {"sample": 48, "epochs": 1, "seeds": 1, "lr": 1e-3, "batch_size": 8, "max_length": 256,
                 "probe_questions": 16},
     "thorough": {"sample": 10_000, "epochs": 3, "seeds": 3, "lr": 2e-4, "batch_size": 16, "max_length": 512,
                  "probe_questions": 0},
