@@ -111,7 +111,7 @@ def test_config_presets_and_errors():
         CanaryConfig(preset="fast")
     with pytest.raises(UsageError, match="epochs"):
         CanaryConfig(epochs=0)
-    work = planned_work(CanaryConfig(), n_rows=50, mean_row_tokens=100)
+    work = planned_work(CanaryConfig(sample=128), n_rows=50, mean_row_tokens=100)
     assert work["rows"] == 50 and work["steps"] == 7 and work["train_tokens"] == 2 * 50 * 100
 
 
