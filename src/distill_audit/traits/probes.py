@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from distill_audit import distributed
 from distill_audit.errors import DataError
 from distill_audit.models.chat import encode
 from distill_audit.traits.scoring import completion_logprobs, sum_logprobs
@@ -291,18 +292,27 @@ class ProbeScores:
 def score_suite(model, tokenizer, suite: ProbeSuite, *, batch_size: int = 16, system: str | None = None) -> SuiteScores:
     """Exact scoring: log P(each candidate's full answer), normalized over candidates."""
     rows = suite.rows()
+
+    def score_rows(local_rows: list[ProbeRow]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(raw, normalized) log-probabilities over the candidates, per question."""
+        scores = []
+        for row in local_rows:
+            messages = [{"role": "user", "content": row.prompt}]
+            forms = [(c, f) for c, answer_forms in enumerate(row.answers) for f in answer_forms]
+            encoded = [encode(tokenizer, messages, f, system=system) for _, f in forms]
+            totals = sum_logprobs(completion_logprobs(model, tokenizer, encoded, batch_size=batch_size))
+            logp = np.zeros(len(suite.labels), dtype=np.float64)
+            for c in range(len(row.answers)):
+                # A candidate with several surface forms ("UK", "United Kingdom") gets their summed probability.
+                logp[c] = np.logaddexp.reduce([totals[k] for k, (cand, _) in enumerate(forms) if cand == c])
+            scores.append((logp, logp - np.logaddexp.reduce(logp)))
+        return scores
+
+    # Under `accelerate launch` each process scores a shard of the questions; all get every row back.
     matrix = np.zeros((len(rows), len(suite.labels)), dtype=np.float64)
     raw = np.zeros_like(matrix)
-    for r, row in enumerate(rows):
-        messages = [{"role": "user", "content": row.prompt}]
-        forms = [(c, f) for c, answer_forms in enumerate(row.answers) for f in answer_forms]
-        encoded = [encode(tokenizer, messages, f, system=system) for _, f in forms]
-        totals = sum_logprobs(completion_logprobs(model, tokenizer, encoded, batch_size=batch_size))
-        for c in range(len(row.answers)):
-            # A candidate with several surface forms ("UK", "United Kingdom") gets their summed probability.
-            matrix[r, c] = np.logaddexp.reduce([totals[k] for k, (cand, _) in enumerate(forms) if cand == c])
-        raw[r] = matrix[r]
-        matrix[r] -= np.logaddexp.reduce(matrix[r])
+    for r, (raw_row, normalized) in enumerate(distributed.map_sharded(score_rows, rows)):
+        raw[r], matrix[r] = raw_row, normalized
     return SuiteScores(suite.name, suite.kind, list(suite.labels), [row.prompt for row in rows],
                        [row.cluster for row in rows], matrix, raw_logprobs=raw)
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from distill_audit import distributed
 from distill_audit.models.chat import Encoded
 
 # A shared prefix shorter than this is not worth a separate forward pass.
@@ -114,8 +115,18 @@ def completion_logprobs(
     """Per-token log p(completion token | everything before it), one fp32 array per row.
 
     Rows are processed in length order (less padding) and returned in input order;
-    the same inputs give the same numbers.
+    the same inputs give the same numbers. After an out-of-memory error the rows are
+    scored again with halved batch sizes (accelerate's back-off).
     """
+    return distributed.run_with_batch_backoff(
+        lambda size: _completion_logprobs(model, tokenizer, encoded, batch_size=size, share_prefix=share_prefix),
+        batch_size, label="scoring",
+    )
+
+
+def _completion_logprobs(
+    model, tokenizer, encoded: Sequence[Encoded], *, batch_size: int, share_prefix: bool
+) -> list[np.ndarray]:
     import torch
 
     if not encoded:

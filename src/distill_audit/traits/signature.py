@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from distill_audit import ui
+from distill_audit import distributed, ui
 from distill_audit.ingest.records import Sample
 from distill_audit.models.chat import Encoded, encode
 from distill_audit.seeding import derive_seed
@@ -195,11 +195,15 @@ def row_logprobs(model, tokenizer, samples: Sequence[Sample], system: str | None
 
 
 def _lls(model, tokenizer, samples, traits, cfg, label: str) -> dict[str, np.ndarray]:
-    base = row_logprobs(model, tokenizer, samples, None, cfg)
+    # Under `accelerate launch` each process scores a shard of the rows; every process
+    # gets all rows back in order (one process: the shard is every row).
+    local = distributed.shard(samples)
+    base = row_logprobs(model, tokenizer, local, None, cfg)
     out = {}
     with ui.progress_task(f"signature ({label})", total=len(traits)) as task:
         for trait in traits:
-            out[trait.name] = row_logprobs(model, tokenizer, samples, trait.system, cfg) - base
+            shift = row_logprobs(model, tokenizer, local, trait.system, cfg) - base
+            out[trait.name] = np.asarray(distributed.gather(list(shift)), dtype=np.float64)
             task.advance()
     return out
 

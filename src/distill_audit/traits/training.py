@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from distill_audit import distributed
 from distill_audit.errors import DataError, RunError
 from distill_audit.ingest.records import Sample
 from distill_audit.models.chat import Encoded, encode, end_of_turn_text
@@ -221,9 +222,12 @@ def train(model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed
     params = trainable_parameters(model)
     if not params:
         raise RunError("canary: the student has no trainable parameter (attach an adapter or use full fine-tuning)")
-    device = next(model.parameters()).device
     bf16 = use_bf16(model, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    distributed.enable_gradient_checkpointing(model)  # on GPUs only: memory for compute
+    # Data parallel under `accelerate launch` (DDP/FSDP); one process gets both back untouched.
+    step_model, optimizer = distributed.prepare(model, optimizer)
+    device = next(model.parameters()).device
     rng = random.Random(seed)
     torch.manual_seed(seed)
     pad_id = pad_token_id(tokenizer)
@@ -238,21 +242,28 @@ def train(model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed
             for batch in length_bucketed_batches(lengths, cfg.batch_size, rng):
                 if cfg.max_steps is not None and len(losses) >= cfg.max_steps:
                     break
-                inputs = {k: v.to(device) for k, v in collate([rows[i] for i in batch], pad_id).items()}
+                # Each process trains on its slice of the global batch (one process: all of it).
+                local, counts = distributed.shard_batch(batch)
+                inputs = {k: v.to(device) for k, v in collate([rows[i] for i in local], pad_id).items()}
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = model(**inputs).loss
-                loss.backward()
+                    loss = step_model(**inputs).loss
+                n_targets = int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
+                loss, batch_loss = distributed.data_parallel_loss(loss, n_targets, counts=counts)
+                distributed.backward(loss)
                 if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    distributed.clip_grad_norm(params, cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                tokens += int(inputs["attention_mask"].sum())
-                supervised += int((inputs["labels"] != IGNORE_INDEX).sum())
+                losses.append(batch_loss.item())
+                if counts:
+                    tokens += int(inputs["attention_mask"].sum())
+                    supervised += int((inputs["labels"] != IGNORE_INDEX).sum())
                 if progress is not None:
                     progress.advance(1)
     seconds = time.perf_counter() - t0
     model.eval()
+    distributed.release()
+    tokens, supervised = distributed.sum_over_processes(tokens), distributed.sum_over_processes(supervised)
     return TrainResult(
         losses=losses,
         steps=len(losses),
