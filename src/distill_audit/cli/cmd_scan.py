@@ -99,7 +99,10 @@ def scan_cmd(
         print_plan(scan_plan(opts))
         return 0
     outcome = run_scan(opts)
-    print_summary(outcome.report, outcome.written)
+    from distill_audit import distributed
+
+    if distributed.is_main():  # under `accelerate launch`, rank 0 speaks for the run
+        print_summary(outcome.report, outcome.written)
     return outcome.exit_code
 
 

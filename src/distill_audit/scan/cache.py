@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_audit import __version__
+from distill_audit import __version__, distributed
 from distill_audit.atomic import write_text
 
 CACHE_FORMAT = 1
@@ -70,13 +70,18 @@ class StageCache:
             write_text(self._path(key), json.dumps(value, allow_nan=False, sort_keys=True))
 
     def run(self, key: str, compute: Callable[[], Any], *, cacheable: Callable[[Any], bool] | None = None) -> tuple[Any, str]:
-        """(payload, "hit" | "miss" | "off"): the cached payload, or compute and store it."""
+        """(payload, "hit" | "miss" | "off"): the cached payload, or compute and store it.
+
+        Under `accelerate launch` rank 0 alone reads and writes the cache and tells the
+        other processes what it found, so every process takes the same branch (and the
+        machines of a multi-node run need no shared cache folder).
+        """
         if not self.enabled:
             return compute(), "off"
-        hit = self.get(key)
+        hit = distributed.broadcast(self.get(key) if distributed.is_main() else None)
         if hit is not None:
             return hit, "hit"
         value = compute()
-        if cacheable is None or cacheable(value):
+        if (cacheable is None or cacheable(value)) and distributed.is_main():
             self.put(key, value)
         return value, "miss"
