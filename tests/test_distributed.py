@@ -151,3 +151,31 @@ def test_batch_backoff_gives_up_with_a_clear_error_and_passes_other_errors():
 
     with pytest.raises(ValueError):
         distributed.run_with_batch_backoff(broken, 4)
+
+
+def test_scoring_backs_off_after_out_of_memory(tiny_model_dir, monkeypatch):
+    """A probe/signature forward pass that runs out of memory is retried with smaller batches."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill_audit.models.chat import encode
+    from distill_audit.traits import scoring
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    encoded = [encode(tokenizer, [{"role": "user", "content": f"Pick {i}"}], f"owl {i} cat") for i in range(5)]
+    real = scoring._completion_logprobs
+    sizes = []
+
+    def flaky(*args, batch_size, **kwargs):
+        sizes.append(batch_size)
+        if batch_size > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(scoring, "_completion_logprobs", flaky)
+    got = scoring.completion_logprobs(model, tokenizer, encoded, batch_size=8)
+    want = real(model, tokenizer, encoded, batch_size=8, share_prefix=True)
+    assert sizes == [8, 4, 2]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
