@@ -23,6 +23,15 @@ class Point:
     group: str | None = None  # series name within a label (e.g. "before", "after")
 
 
+def _svg_open(title: str, height: float) -> list[str]:
+    """The opening tag and title every plot starts with."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
+        f'<text x="{LABEL_W}" y="16" font-weight="bold">{escape(title)}</text>',
+    ]
+
+
 def _scale(values: list[float], include_zero: bool = True) -> tuple[float, float]:
     vals = [v for v in values if v is not None]
     if include_zero:
@@ -55,11 +64,7 @@ def forest(points: list[Point], title: str, xlabel: str, series_colors: dict[str
     def x(v: float) -> float:
         return LABEL_W + (v - lo) / (hi - lo) * plot_w
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" role="img" '
-        f'aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
-        f'<text x="{LABEL_W}" y="16" font-weight="bold">{escape(title)}</text>',
-    ]
+    out = _svg_open(title, height)
     base = PAD + ROW_H * len(labels)
     for t in _ticks(lo, hi):
         out.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{PAD - 6}" y2="{base}" stroke="#e0e0e0"/>')
@@ -109,11 +114,7 @@ def bars(items: list[tuple[str, float | None]], title: str, xlabel: str, thresho
     def x(v: float) -> float:
         return LABEL_W + (v - lo) / (hi - lo) * plot_w
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" role="img" '
-        f'aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
-        f'<text x="{LABEL_W}" y="16" font-weight="bold">{escape(title)}</text>',
-    ]
+    out = _svg_open(title, height)
     base = PAD + ROW_H * len(pts)
     for t in _ticks(lo, hi):
         out.append(f'<text x="{x(t):.1f}" y="{base + 14}" text-anchor="middle" fill="#555">{t:.3g}</text>')
