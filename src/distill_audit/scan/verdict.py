@@ -203,6 +203,19 @@ def _stage_mde(stage: dict[str, Any], rows: list[dict[str, Any]]) -> float | Non
     return mde
 
 
+def _trait_lines(line: str, stage, rows, untested: str | None, alpha: float) -> list["EvidenceLine"]:
+    """One evidence line per trait of a trait stage (or one saying it has none)."""
+    if not rows:
+        return [EvidenceLine(line, "all traits", _status(stage), untested=untested or "no per-trait result")]
+    return [
+        EvidenceLine(
+            line, r["trait"], _status(stage), r["estimate"], r["ci"], r["p"], r["mde"],
+            _is_significant(r, alpha), untested=untested,
+        )
+        for r in rows
+    ]
+
+
 def _powered(stage: dict[str, Any] | None, rows, max_mde: float | None) -> tuple[bool, str | None]:
     """(usable with enough power, why not)."""
     status = _status(stage)
@@ -292,30 +305,14 @@ def judge(
     # Trait-specific hits (the trait beyond the battery's mean shift) name the trait first.
     specific = [t for t in _specific_traits(sig_d, cfg.alpha) if t in sig_hits]
     sig_hits = specific + [t for t in sig_hits if t not in specific]
-    for r in sig_rows:
-        evidence.append(
-            EvidenceLine(
-                "signature", r["trait"], _status(sig_d), r["estimate"], r["ci"], r["p"], r["mde"],
-                _is_significant(r, cfg.alpha), untested=sig_why,
-            )
-        )
-    if not sig_rows:
-        evidence.append(EvidenceLine("signature", "all traits", _status(sig_d), untested=sig_why or "no per-trait result"))
+    evidence += _trait_lines("signature", sig_d, sig_rows, sig_why, cfg.alpha)
 
     # Canary line.
     can_rows = trait_rows(can_d)
     can_powered, can_why = _powered(can_d, can_rows, cfg.canary_max_mde)
     can_ran = _status(can_d) in ("ok", "underpowered")
     can_hits = [r["trait"] for r in can_rows if can_ran and _is_significant(r, cfg.alpha)]
-    for r in can_rows:
-        evidence.append(
-            EvidenceLine(
-                "canary", r["trait"], _status(can_d), r["estimate"], r["ci"], r["p"], r["mde"],
-                _is_significant(r, cfg.alpha), untested=can_why,
-            )
-        )
-    if not can_rows:
-        evidence.append(EvidenceLine("canary", "all traits", _status(can_d), untested=can_why or "no per-trait result"))
+    evidence += _trait_lines("canary", can_d, can_rows, can_why, cfg.alpha)
 
     # Static line (explicit leakage only; the rest is listed in the report's tables).
     leak_frac, leak_words = _leakage(static_d, numbers, cfg.leakage_medium_fraction / 2)
