@@ -82,12 +82,16 @@ def _cache_kwarg(module) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _prefix_cache(model, prefix_ids: list[int], device):
-    """Key/value cache of the shared prefix (batch of one), or None if unsupported."""
+def _prefix_cache(module, prefix_ids: list[int], device):
+    """Key/value cache of the shared prefix (batch of one), or None if unsupported.
+
+    `module` is the decoder without its output head when the model exposes one: the
+    prefix predicts no completion token, so its vocabulary projection would be wasted.
+    """
     import torch
 
     ids = torch.tensor([prefix_ids], device=device)
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+    out = module(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
     cache = getattr(out, "cache", None)
     if cache is None:
         cache = getattr(out, "past_key_values", None)
