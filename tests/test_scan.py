@@ -138,6 +138,19 @@ def test_full_scan_runs_every_stage(full_scan):
     assert "signature_lls_owl" in cols and "static_trait_words" in cols
 
 
+def test_quiet_prints_only_results(cli, numbers_data, tmp_path, recwarn):
+    """--quiet while loading and fine-tuning a model: the verdict, no library bars, logs or warnings."""
+    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", "--no-cache", "--quiet",
+            *TINY)
+    assert r.exit_code in (0, 1), r.stderr
+    assert "verdict:" in r.stdout
+    assert r.stderr == ""
+    for noise in ("Loading weights", "Warning", "it/s"):
+        assert noise not in r.stdout
+    # pytest records warnings instead of printing them: none may reach the recorder either.
+    assert [str(w.message) for w in recwarn] == []
+
+
 def test_same_seed_same_json(full_scan):
     a, b = _report(full_scan / "a"), _report(full_scan / "b")
     a_cfg, b_cfg = a.pop("config"), b.pop("config")

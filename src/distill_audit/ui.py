@@ -1,12 +1,16 @@
 """One console for the whole tool: messages on stderr, results on stdout.
 
 `--quiet` silences progress and info; when stderr is not a terminal (CI) rich prints
-plain lines instead of live bars.
+plain lines instead of live bars. The CLI also mutes the ML libraries' own bars, logs
+and warnings (`silence_libraries`), so this console is the only voice.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import warnings
 
 from rich.console import Console
 
@@ -23,6 +27,44 @@ def set_quiet(quiet: bool) -> None:
 
 def is_quiet() -> bool:
     return _quiet
+
+
+# Read by the libraries when they are imported, and inherited by worker processes.
+_LIBRARY_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_HUB_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+}
+_LIBRARY_LOGGERS = ("transformers", "datasets", "huggingface_hub", "accelerate", "peft")
+# (module, function) that turn off the bars of a library that is already imported.
+_BAR_SWITCHES = (
+    ("transformers.utils.logging", "disable_progress_bar"),
+    ("datasets.utils.tqdm", "disable_progress_bars"),
+    ("huggingface_hub.utils.tqdm", "disable_progress_bars"),
+)
+
+
+def silence_libraries() -> None:
+    """Keep third-party progress bars, log lines and warnings out of the CLI's output.
+
+    The CLI reports progress (`progress_task`) and problems (`warn`, errors) itself;
+    tqdm bars such as transformers' "Loading weights" and deprecation warnings meant
+    for developers are noise on a terminal and worse in CI logs. Only the CLI calls
+    this: a program importing distill_audit keeps its own settings. Environment
+    defaults reach libraries not imported yet, so `--help` stays fast; a variable the
+    user set wins, and PYTHONWARNINGS (or `python -W`) brings the warnings back.
+    """
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+    for key, value in _LIBRARY_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module, switch in _BAR_SWITCHES:
+        if module in sys.modules:
+            getattr(sys.modules[module], switch)()
 
 
 def info(message: str) -> None:

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> int:
     """Run the CLI on argv and return the exit code (used by main() and tests)."""
+    ui.silence_libraries()  # before any command imports torch or transformers
     try:
         command = get_click_command()
         config_path = find_config_arg(argv)
