@@ -66,7 +66,6 @@ def parse_rows(completions: list[str], num_proc: int) -> tuple[list[ParsedNumber
     if num_proc > 1 and len(completions) >= 10 * num_proc:
         import datasets
 
-        datasets.disable_progress_bars()
         cols = datasets.Dataset.from_dict({"completion": completions}).map(
             _parse_batch, batched=True, batch_size=2_000, num_proc=num_proc, remove_columns=["completion"]
         ).to_dict()

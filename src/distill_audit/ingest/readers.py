@@ -416,7 +416,6 @@ def read_hf_hub(source: str, **_: Any) -> Iterator[RawRow]:
     with hub_offline():
         import datasets
 
-        datasets.logging.set_verbosity_error()
         try:
             data = _one_split(datasets.load_dataset(source), source)
         except Exception as exc:  # the hub client raises many types for "not cached"
