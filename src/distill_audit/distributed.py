@@ -378,6 +378,19 @@ def enable_gradient_checkpointing(model, *, when: bool | None = None) -> bool:
     return True
 
 
+def check_device_map(device_map: str | None) -> None:
+    """A device map spreads one model over every GPU: refused with several processes.
+
+    Under `accelerate launch` each process owns one GPU (data parallel), so a map that
+    reaches for all of them would stack N copies of the student on the same devices.
+    """
+    if device_map is not None and runtime().is_distributed:
+        raise UsageError(
+            f"--device-map {device_map} needs one process (it spreads one model over all GPUs); "
+            "run without accelerate launch, or drop --device-map for data parallelism"
+        )
+
+
 def scoring_load_kwargs(device_map: str | None = None) -> dict:
     """`from_pretrained` keywords for a model that is only scored (never trained).
 
@@ -391,35 +404,43 @@ def scoring_load_kwargs(device_map: str | None = None) -> dict:
     rt = runtime()
     if device_map is None and rt.device.type == "cuda" and not rt.is_distributed and torch.cuda.device_count() > 1:
         device_map = "auto"
+    check_device_map(device_map)
     if device_map is not None:
-        if rt.is_distributed:
-            raise UsageError(
-                f"--device-map {device_map} needs one process (it spreads one model over all GPUs); "
-                "run without accelerate launch, or drop --device-map for data parallelism"
-            )
         kwargs["device_map"] = device_map
     return kwargs
 
 
-def quantization_config(bits: int | None):
-    """A bitsandbytes 4-/8-bit config for a LoRA base (QLoRA), or None for full precision.
+# `scan --quantize` names -> bits.
+QUANTIZE_BITS = {"4bit": 4, "8bit": 8}
 
-    Quantization is bitsandbytes' job (CUDA only); we never quantize by hand.
+
+def quantization_config(bits: int | None, *, device=None):
+    """A bitsandbytes 4-/8-bit config for the student (QLoRA base), or None for full precision.
+
+    Quantization is bitsandbytes' job (CUDA only); we never quantize by hand. `device`
+    is where the weights go (default: this process's device). 4-bit weights are
+    dequantized to float32 for each matmul, because the same student is scored
+    (probes, signature), which never runs below fp32; training autocasts to bf16 anyway.
     """
     if not bits:
         return None
-    if bits not in (4, 8):
-        raise UsageError(f"--load-in-bits must be 4 or 8, got {bits}")
+    if bits not in QUANTIZE_BITS.values():
+        raise UsageError(f"--quantize: expected {' or '.join(QUANTIZE_BITS)}, got {bits} bits")
     import importlib.util
+
+    import torch
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError(
-            f"{bits}-bit LoRA bases need the bitsandbytes package",
-            hint="pip install bitsandbytes; or train the base in full precision",
+            f"--quantize {bits}bit needs the bitsandbytes package and a CUDA GPU",
+            hint="pip install bitsandbytes; or drop --quantize to load the student in full precision",
         )
-    if runtime().device.type != "cuda":
-        raise ModelError(f"{bits}-bit LoRA bases need a CUDA GPU (bitsandbytes); this run is on {runtime().device}")
-    import torch
+    target = torch.device(device) if device is not None else runtime().device
+    if target.type != "cuda":
+        raise ModelError(
+            f"--quantize {bits}bit needs a CUDA GPU (bitsandbytes); this run is on {target} "
+            "(pass --device cuda, or drop --quantize)"
+        )
     from transformers import BitsAndBytesConfig
 
     if bits == 4:
@@ -427,9 +448,17 @@ def quantization_config(bits: int | None):
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16_supported() else torch.float16,
+            bnb_4bit_compute_dtype=_scoring_dtype(),
         )
     return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def quantized_bits(model) -> int | None:
+    """4 or 8 for a model bitsandbytes loaded in 4 or 8 bits (transformers marks it), else None."""
+    for bits in (4, 8):
+        if getattr(model, f"is_loaded_in_{bits}bit", False):
+            return bits
+    return None
 
 
 def prepare_quantized_for_training(model):

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from distill_audit import ui
-from distill_audit.errors import ModelError
+from distill_audit import distributed, ui
+from distill_audit.errors import ModelError, UsageError
 from distill_audit.models import cache
 from distill_audit.models.resolve import TINY_SEED, ModelRef, resolve_model
 
@@ -34,21 +34,78 @@ def load_model(
     *,
     dtype: torch.dtype = torch.float32,
     device: str | None = None,
+    device_map: str | None = None,
+    quantize: str | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> LoadedModel:
-    """Load `ref` (an alias, folder, .gguf, adapter or cached Hub id) in eval mode."""
+    """Load `ref` (an alias, folder, .gguf, adapter or cached Hub id) in eval mode.
+
+    `device_map` ("auto", "cpu", ...) lets accelerate place the weights, possibly over
+    several GPUs, instead of moving the model to `device`; `quantize` ("4bit", "8bit")
+    loads the weights through bitsandbytes on `device`'s GPU (see `placement_kwargs`).
+    """
     if not isinstance(ref, ModelRef):
         ref = resolve_model(ref, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    placement = placement_kwargs(ref, device=device, device_map=device_map, quantize=quantize)
     folder = local_weights_folder(ref)
     if ref.kind == "adapter":
-        model, tokenizer = _load_adapter(ref, dtype=dtype, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        model, tokenizer = _load_adapter(ref, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
+                                         allow_pickle=allow_pickle)
     else:
-        model, tokenizer = _load_folder(ref, folder, dtype=dtype, trust_remote_code=trust_remote_code)
-    if device:
+        model, tokenizer = _load_folder(ref, folder, dtype=dtype, trust_remote_code=trust_remote_code, **placement)
+    if device and not placement:  # placed weights stay where accelerate / bitsandbytes put them
         model = model.to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, ref=ref)
+
+
+def placement_kwargs(
+    ref: ModelRef, *, device: str | None = None, device_map: str | None = None, quantize: str | None = None
+) -> dict[str, Any]:
+    """`from_pretrained` keywords that place (`device_map`) and quantize (bitsandbytes) `ref`.
+
+    Reads no weights, so `scan` calls it up front and a combination that cannot load
+    fails in one line before any stage runs. A quantized model without a device map
+    goes to `device` (default: this process's device).
+    """
+    kwargs: dict[str, Any] = {}
+    if device_map is not None:
+        _check_device_map_name(device_map)
+        distributed.check_device_map(device_map)
+        kwargs["device_map"] = device_map
+    if quantize is None:
+        return kwargs
+    if quantize not in distributed.QUANTIZE_BITS:
+        raise UsageError(f"--quantize: expected {' or '.join(distributed.QUANTIZE_BITS)}, got {quantize!r}")
+    if ref.gguf_file is not None:
+        raise ModelError(
+            f"{ref.ref}: --quantize cannot load a GGUF file (it is already quantized and is dequantized to float32 "
+            "on loading); pass the model's safetensors folder or Hub id, or drop --quantize"
+        )
+    if ref.kind == "adapter":
+        raise ModelError(
+            f"{ref.ref}: --quantize cannot load an adapter (it is merged into its base in full precision); "
+            "merge and save the model first, or drop --quantize"
+        )
+    kwargs["quantization_config"] = distributed.quantization_config(distributed.QUANTIZE_BITS[quantize], device=device)
+    kwargs.setdefault("device_map", {"": str(device) if device else str(distributed.runtime().device)})
+    return kwargs
+
+
+# accelerate's placement strategies; any other device map names one device (cpu, cuda:1).
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_device_map_name(device_map: str) -> None:
+    if device_map in DEVICE_MAP_STRATEGIES:
+        return
+    try:
+        torch.device(device_map)
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            f"--device-map: expected {', '.join(DEVICE_MAP_STRATEGIES)} or a device (cpu, cuda:0), got {device_map!r}"
+        ) from None
 
 
 def local_weights_folder(ref: ModelRef) -> Path:
@@ -146,7 +203,7 @@ def _tiny_random_folder(folder: Path) -> Path:
 # -- transformers / peft -----------------------------------------------------------------
 
 
-def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool):
+def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool, **placement: Any):
     from transformers import AutoModelForCausalLM
 
     if not trust_remote_code and _has_custom_code(folder):
@@ -158,7 +215,7 @@ def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code,
-            use_safetensors=use_safetensors,
+            use_safetensors=use_safetensors, **placement,
         )
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{ref.ref}: cannot load model from {folder} ({_first_line(exc)})") from None
@@ -182,11 +239,12 @@ def _load_tokenizer(ref: ModelRef, folder: Path, *, trust_remote_code: bool):
         raise ModelError(f"{ref.ref}: cannot load the tokenizer from {folder} ({_first_line(exc)})") from None
 
 
-def _load_adapter(ref: ModelRef, *, dtype, trust_remote_code: bool, allow_pickle: bool):
+def _load_adapter(ref: ModelRef, *, dtype, device_map: str | None, trust_remote_code: bool, allow_pickle: bool):
     from peft import PeftModel
 
     assert ref.base is not None and ref.path is not None
-    base = load_model(ref.base, dtype=dtype, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    base = load_model(ref.base, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
+                      allow_pickle=allow_pickle)
     try:
         peft_model = PeftModel.from_pretrained(base.model, str(ref.path), is_trainable=False)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:

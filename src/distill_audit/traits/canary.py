@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from distill_audit import ui
+from distill_audit import distributed, ui
 from distill_audit.errors import UsageError
 from distill_audit.ingest.records import Sample
 from distill_audit.seeding import derive_seed
@@ -431,6 +431,9 @@ def run_canary(
                       f"({', '.join(trimmed)}); all of them with probe_questions=0 or --thorough")
     treated_rows, control_rows, paired = sample_arms(treated, control, int(cfg.sample), seed=seed)
     model, tokenizer = _unpack(load_student())
+    bits = distributed.quantized_bits(model)
+    if bits and not cfg.full_finetune:  # QLoRA: fp32 norms, inputs that carry gradients
+        model = distributed.prepare_quantized_for_training(model)
     n_steps = planned_steps(len(treated_rows), train_cfg)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.full_finetune else None
 
@@ -439,7 +442,8 @@ def run_canary(
         "paired_prompts": paired,
         "treated_completion_tokens": stats.clean(completion_tokens(tokenizer, treated_rows)),
         "control_completion_tokens": stats.clean(completion_tokens(tokenizer, control_rows)),
-        "method": "full fine-tune" if cfg.full_finetune else f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha} all linear layers",
+        "method": "full fine-tune" if cfg.full_finetune else
+                  f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha} all linear layers" + (f" of a {bits}-bit base" if bits else ""),
         "steps_per_arm": n_steps,
         "training": [],
     }
