@@ -51,6 +51,8 @@ class ScanOptions:
     skip_signature: bool = False
     skip_canary: bool = False
     device: str = "cpu"
+    device_map: str | None = None  # accelerate places the student (e.g. "auto": over every GPU); overrides device
+    quantize: str | None = None  # "4bit" | "8bit": bitsandbytes student, LoRA canary on it (QLoRA)
     allow_pickle: bool = False
     trust_remote_code: bool = False
     # Data options (cli/options.py).
@@ -62,6 +64,7 @@ class ScanOptions:
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
     # Stage budgets: overrides of the signature's and canary's own config fields.
+    thorough: bool = False  # the GPU budgets: canary preset "thorough", signature THOROUGH where not overridden
     suites: list[str] | None = None  # probe suites (built-in names or YAML paths); None: the stages' defaults
     threads: int | None = None
     signature: dict[str, Any] = field(default_factory=dict)
@@ -144,7 +147,7 @@ class _Stages:
 class _LazyStudent:
     """Loads the student once, on first use (a fully cached re-run loads nothing)."""
 
-    def __init__(self, ref, device: str, **load_options: bool):
+    def __init__(self, ref, device: str, **load_options: Any):
         self.ref, self.device, self.load_options = ref, device, load_options
         self._loaded = None
 
@@ -161,6 +164,18 @@ class _LazyStudent:
             with ui.progress_task(f"loading student {self.ref.name}", total=None):
                 self._loaded = self.fresh()
         return self._loaded
+
+
+def student_loader(opts: ScanOptions, ref) -> _LazyStudent:
+    """The scan's student (scan and --dry-run), loaded on first use with the scan's loading options."""
+    return _LazyStudent(ref, scan_device(opts), device_map=opts.device_map, quantize=opts.quantize,
+                        allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
+
+
+def scan_device(opts: ScanOptions) -> str:
+    """--device, except under `accelerate launch` on GPUs, where each process uses cuda:<local rank>."""
+    processes = distributed.runtime()
+    return str(processes.device) if processes.is_distributed and processes.device.type != "cpu" else opts.device
 
 
 # ---------------------------------------------------------------- helpers
@@ -250,12 +265,17 @@ def stage_configs(opts: ScanOptions, seeds: dict[str, int]):
     """(SignatureConfig, CanaryConfig, probe suites) from the scan's options."""
     from distill_audit.traits.canary import CanaryConfig
     from distill_audit.traits.probes import load_suites
+    from distill_audit.traits.signature import THOROUGH as SIGNATURE_THOROUGH
     from distill_audit.traits.signature import SignatureConfig
 
     sig_over = {"seed": seeds["signature"], **opts.signature}
     can_over = dict(opts.canary)
     if opts.suites:
         sig_over.setdefault("suites", [])  # the battery is exactly the suites given
+    if opts.thorough:  # explicit --signature-rows / --suites / canary flags still win
+        can_over.setdefault("preset", "thorough")
+        for name, value in SIGNATURE_THOROUGH.items():
+            sig_over.setdefault(name, value)
     sig_cfg = make_config(SignatureConfig, sig_over, "signature")
     can_cfg = make_config(CanaryConfig, can_over, "canary")
     # One battery for both lines of evidence: the suites given, else the signature's default suites,
@@ -279,14 +299,23 @@ class _Context:
     user_reference: AuditDataset | None
     user_control: AuditDataset | None
 
+    @property
+    def student_key(self) -> Any:
+        """The student's identity in stage cache keys: a quantized student is another model."""
+        ident = self.student["identity"]
+        return ident if not self.opts.quantize else {"identity": ident, "quantize": self.opts.quantize}
+
 
 def prepare(opts: ScanOptions) -> _Context:
     """Validate inputs and resolve models (no model is loaded): shared by scan and --dry-run."""
     from distill_audit.cli.options import DataOptions, load_data
+    from distill_audit.models.load import placement_kwargs
     from distill_audit.models.resolve import resolve_model
 
     if opts.fail_on is not None and opts.fail_on not in LEVELS:
         raise UsageError(f"--fail-on: expected one of {', '.join(LEVELS)}, got {opts.fail_on!r}")
+    if opts.quantize and opts.canary.get("full_finetune") and not opts.skip_canary:
+        raise UsageError("--full-finetune cannot train a 4-/8-bit student; drop --quantize or --full-finetune")
     bad = [f for f in opts.formats if f not in FORMATS]
     if bad:
         raise UsageError(f"--format: unknown format(s) {', '.join(bad)} (choose from {', '.join(FORMATS)})")
@@ -306,9 +335,12 @@ def prepare(opts: ScanOptions) -> _Context:
 
     kw = dict(allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
     student_ref = resolve_model(opts.student, **kw)
-    if not student_ref.has_weights and not (opts.skip_signature and opts.skip_canary):
-        hint = "; ".join(student_ref.notes) or "give a local folder, a .gguf file, an alias or a cached Hub id"
-        raise ModelError(f"--student {opts.student}: no local weights to score or fine-tune ({hint})")
+    if not (opts.skip_signature and opts.skip_canary):
+        if not student_ref.has_weights:
+            hint = "; ".join(student_ref.notes) or "give a local folder, a .gguf file, an alias or a cached Hub id"
+            raise ModelError(f"--student {opts.student}: no local weights to score or fine-tune ({hint})")
+        # Fail now, not when the first model stage loads the student.
+        placement_kwargs(student_ref, device=scan_device(opts), device_map=opts.device_map, quantize=opts.quantize)
     teacher_ref, teacher, note = None, None, None
     if opts.teacher:
         teacher_ref = resolve_model(opts.teacher, **kw)
@@ -342,15 +374,14 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
     processes = distributed.runtime()  # one process, or one of N under `accelerate launch`
     if not processes.is_main:
         ui.set_quiet(True)  # rank 0 alone reports progress
-    # Several processes each use their own device (cuda:<local rank>); on CPU the flag stands.
-    device = str(processes.device) if processes.is_distributed and processes.device.type != "cpu" else opts.device
+    device = scan_device(opts)
     stages_run = _Stages(StageCache(enabled=not opts.no_cache), opts.seed)
     ctx = stages_run.timed("ingest", lambda: prepare(opts))
     ds = ctx.ds
     seeds = {name: derive_seed(opts.seed, name) for name in ("sample", "static", "lineage", "reference", "signature", "canary")}
     data_key = {"fingerprint": ds.fingerprint, "rows": len(ds), "sample_seed": seeds["sample"] if opts.sample else None}
-    student_id = ctx.student["identity"]
-    lazy = _LazyStudent(ctx.student_ref, device, allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
+    student_id = ctx.student_key
+    lazy = student_loader(opts, ctx.student_ref)
 
     kind = data_kind(None, ds.samples)
     sig_cfg, can_cfg, suites = stage_configs(opts, seeds)
@@ -504,7 +535,7 @@ def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, da
         return {"result": {"status": "ok", "reason": None, "limits": limits, "n": len(texts),
                            "decoding": {**decoding, "max_new_tokens": max_new}}, "completions": texts}
 
-    payload = stages_run.cached("reference", {"models": {"student": ctx.student["identity"]}, "data": data_key,
+    payload = stages_run.cached("reference", {"models": {"student": ctx.student_key}, "data": data_key,
                                               "config": {"decoding": decoding, "kind": kind, "rows": [s.index for s in rows]}},
                                 reference_stage)
     if payload["result"]["status"] != "ok":

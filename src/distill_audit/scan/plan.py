@@ -68,11 +68,13 @@ def _measure(loaded, samples) -> dict[str, float]:
 
     from distill_audit.generate.sampler import sample_completions
     from distill_audit.models.chat import encode
+    from distill_audit.traits.scoring import model_device
     from distill_audit.traits.training import collate, pad_token_id
 
     model, tok = loaded.model, loaded.tokenizer
     rows = [encode(tok, list(s.prompt), s.completion) for s in samples[:MEASURE_ROWS]]
-    batch = collate(rows, pad_token_id(tok))
+    device = model_device(model)  # where the inputs go (the embedding's device when placed over GPUs)
+    batch = {k: v.to(device) for k, v in collate(rows, pad_token_id(tok)).items()}
     n_tokens = int(batch["attention_mask"].sum())
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
     with torch.no_grad():
@@ -93,15 +95,14 @@ def _measure(loaded, samples) -> dict[str, float]:
 
 
 def scan_plan(opts: ScanOptions) -> Plan:
-    from distill_audit.scan.pipeline import _LazyStudent, _max_completion_tokens, data_kind
+    from distill_audit.scan.pipeline import _max_completion_tokens, data_kind, stage_configs, student_loader
 
     ctx = prepare(opts)
     ds = ctx.ds
     kind = data_kind(None, ds.samples)
     notes: list[str] = []
     with ui.progress_task("measuring this machine with the student", total=None):
-        loaded = _LazyStudent(ctx.student_ref, opts.device, allow_pickle=opts.allow_pickle,
-                              trust_remote_code=opts.trust_remote_code).get()
+        loaded = student_loader(opts, ctx.student_ref).get()
         from distill_audit.models.chat import encode
 
         row_tokens = [len(encode(loaded.tokenizer, list(s.prompt), s.completion).input_ids) for s in ds.samples]
@@ -112,9 +113,7 @@ def scan_plan(opts: ScanOptions) -> Plan:
 
     stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {kind} data", data_tokens)]
     self_ref = ctx.user_reference is None and (not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None))
-    from distill_audit.scan.pipeline import stage_configs
-
-    sig_cfg, can_cfg, _ = stage_configs(opts, {"signature": 0})
+    sig_cfg, can_cfg, suites = stage_configs(opts, {"signature": 0})
     n_ref = min(len(ds), max(sig_cfg.max_rows if not opts.skip_signature else 0,
                              int(can_cfg.sample) if not opts.skip_canary else 0))
     ref_tokens = n_ref * max_new
@@ -130,8 +129,8 @@ def scan_plan(opts: ScanOptions) -> Plan:
         "lineage", lineage_runs,
         f"{ctx.teacher['name']} vs {ctx.student['name']}" if lineage_runs else (ctx.teacher_note or "--skip-lineage"),
     ))
-    stages.append(_signature_plan(opts, len(ds), data_tokens / max(len(ds), 1), fwd))
-    stages.append(_canary_plan(opts, ds, row_tokens, fwd, train))
+    stages.append(_signature_plan(opts, sig_cfg, suites, len(ds), data_tokens / max(len(ds), 1), fwd))
+    stages.append(_canary_plan(opts, can_cfg, ds, row_tokens, fwd, train))
     notes.append(
         "times extrapolate throughput measured just now on this machine "
         f"({speed['forward_tokens_per_s']:.0f} scored, {speed['train_tokens_per_s']:.0f} trained, "
@@ -143,15 +142,13 @@ def scan_plan(opts: ScanOptions) -> Plan:
     )
 
 
-def _signature_plan(opts: ScanOptions, n_rows: int, mean_row_tokens: float, fwd: float) -> StagePlan:
+def _signature_plan(opts: ScanOptions, cfg, suites, n_rows: int, mean_row_tokens: float, fwd: float) -> StagePlan:
+    """The signature as the scan will run it: `cfg` and `suites` from `stage_configs`."""
     if opts.skip_signature:
         return StagePlan("signature", False, "--skip-signature")
-    from distill_audit.scan.pipeline import make_config
-    from distill_audit.traits.probes import load_suites
-    from distill_audit.traits.signature import SignatureConfig, default_traits
+    from distill_audit.traits.signature import default_traits
 
-    cfg = make_config(SignatureConfig, opts.signature, "signature")
-    traits = default_traits(load_suites(opts.suites) if opts.suites else None)
+    traits = default_traits(suites)
     wanted = set(cfg.suites or [])
     n_traits = sum(1 for t in traits if t.suite is None or not wanted or t.suite in wanted)
     rows = min(cfg.max_rows, n_rows)
@@ -160,13 +157,12 @@ def _signature_plan(opts: ScanOptions, n_rows: int, mean_row_tokens: float, fwd:
     return StagePlan("signature", True, f"{n_traits} traits x {rows} rows per side (data and reference)", tokens, tokens / fwd)
 
 
-def _canary_plan(opts: ScanOptions, ds, row_tokens: list[int], fwd: float, train: float) -> StagePlan:
+def _canary_plan(opts: ScanOptions, cfg, ds, row_tokens: list[int], fwd: float, train: float) -> StagePlan:
+    """The canary as the scan will run it: `cfg` from `stage_configs`."""
     if opts.skip_canary:
         return StagePlan("canary", False, "--skip-canary")
-    from distill_audit.scan.pipeline import make_config
-    from distill_audit.traits.canary import CanaryConfig, planned_work
+    from distill_audit.traits.canary import planned_work
 
-    cfg = make_config(CanaryConfig, opts.canary, "canary")
     work = planned_work(cfg, n_rows=len(ds), mean_row_tokens=sum(row_tokens) / max(len(row_tokens), 1))
     seconds = work["train_tokens"] / train + work["probe_tokens"] / fwd
     return StagePlan("canary", True, work["what"], work["train_tokens"] + work["probe_tokens"], seconds)

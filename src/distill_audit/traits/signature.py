@@ -89,6 +89,13 @@ def default_traits(
     return traits
 
 
+# `scan --thorough` (GPUs): every built-in suite (an empty list keeps every suite loaded:
+# 94 traits) and 2000 rows per side, where --suites / --signature-rows do not say
+# otherwise: about 380k scored sequences, and shifts ~9x smaller than the 24-row default
+# can resolve (standard errors shrink with the square root of the rows).
+THOROUGH: dict[str, Any] = {"suites": [], "max_rows": 2000}
+
+
 @dataclass
 class SignatureConfig:
     """What the signature scores. Defaults fit the whole-scan budget on 2 CPU cores with a
