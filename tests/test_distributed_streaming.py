@@ -52,3 +52,20 @@ def test_streaming_sample_is_seeded(synthetic):
     b = run_streaming_checks(str(synthetic), sample=200, seed=1).sample_flags()["index"]
     c = run_streaming_checks(str(synthetic), sample=200, seed=2).sample_flags()["index"]
     assert a == b != c and len(a) == 200
+
+
+def test_inspect_streaming_flag(cli, synthetic, tmp_path):
+    """`inspect --streaming`: the row-level checks equal plain `inspect`; --sample sizes the side-by-side checks."""
+    plain = cli("inspect", synthetic, "--format", "json", "--quiet")
+    streamed = cli("inspect", synthetic, "--streaming", "--sample", "400", "--format", "json", "--quiet",
+                   "--sample-flags", tmp_path / "flags.parquet")
+    assert plain.exit_code == streamed.exit_code == 0, streamed.stderr
+    full, d = json.loads(plain.stdout), json.loads(streamed.stdout)
+    assert _row_level(d) == _row_level(full)
+    assert d["duplicates"]["n_exact_duplicates"] == full["duplicates"]["n_exact_duplicates"]
+    assert d["dataset"]["streamed"] is True and d["dataset"]["n_checked"] == 3000 and d["dataset"]["n_loaded"] == 400
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "flags.parquet").num_rows == 400  # flags cover the sample
+    table = cli("inspect", synthetic, "--streaming", "--sample", "400")
+    assert "all 3000 streamed through the row checks" in " ".join(table.stdout.replace("│", " ").split())

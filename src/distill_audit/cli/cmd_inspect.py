@@ -1,7 +1,8 @@
 """`distill-audit inspect DATA [--reference REF]`: the model-free checks on a dataset.
 
-A thin shell: read the data (shared data options), run `checks.run_static_checks`,
-render a rich table or the documented JSON (docs/inspect.md).
+A thin shell: read the data (shared data options), run `checks.run_static_checks`
+(or, with --streaming, `checks.streaming.run_streaming_checks`, which reads a file
+larger than memory once), render a rich table or the documented JSON (docs/inspect.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from distill_audit import __version__, atomic, ui
 from distill_audit.checks import StaticChecks, run_static_checks
+from distill_audit.checks.streaming import DEFAULT_SAMPLE as DEFAULT_STREAM_SAMPLE
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.cli.options import (
     CompletionFieldOpt,
@@ -54,6 +56,14 @@ def inspect(
         Optional[list[str]],
         typer.Option("--trait-word", help="Extra leakage word ('word' or 'category:word'); repeatable.", show_default=False),
     ] = None,
+    streaming: Annotated[
+        bool,
+        typer.Option(
+            "--streaming",
+            help=f"Read DATA once in bounded memory (files larger than memory): row checks cover every row; near-duplicates "
+            f"and the reference comparison a seeded sample of --sample rows (default {DEFAULT_STREAM_SAMPLE}).",
+        ),
+    ] = False,
     schema: SchemaOpt = None,
     prompt_field: PromptFieldOpt = None,
     completion_field: CompletionFieldOpt = None,
@@ -69,10 +79,18 @@ def inspect(
     ui.set_quiet(quiet)
     seed_everything(seed)
     options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb)
-    ds = load_data(data, options, seed=seed)
+    ds = None if streaming else load_data(data, options, seed=seed)
     ref = load_data(reference, options, seed=seed, label="reference") if reference else None
-    ui.info(f"checking {len(ds)} rows" + (f" against {len(ref)} reference rows" if ref else ""))
-    checks = run_static_checks(ds, ref, seed=seed, extra_trait_words=trait_word or ())
+    against = f" against {len(ref)} reference rows" if ref else ""
+    if ds is None:
+        from distill_audit.checks.streaming import run_streaming_checks
+
+        ui.info(f"streaming {data}{against}")
+        checks = run_streaming_checks(data, ref, sample=sample or DEFAULT_STREAM_SAMPLE, seed=seed,
+                                      extra_trait_words=trait_word or (), **options.reading())
+    else:
+        ui.info(f"checking {len(ds)} rows{against}")
+        checks = run_static_checks(ds, ref, seed=seed, extra_trait_words=trait_word or ())
     if sample_flags is not None:
         checks.write_sample_flags(sample_flags)
         ui.info(f"per-sample flags: {sample_flags}")
@@ -123,9 +141,14 @@ def render_tables(checks: StaticChecks, console) -> None:
     t = Table(title="Dataset", show_header=False, title_justify="left")
     t.add_row("source", ds["source"])
     t.add_row("format / schema", f"{ds['format']} / {ds['schema']} ({', '.join(f'{k}={v}' for k, v in ds['schema_fields'].items())})")
-    rows = f"{ds['n_rows_total']} rows, {ds['n_usable']} usable, {ds['n_loaded']} checked"
-    if ds["sampled_from"]:
-        rows += f" (seeded sample, seed {ds['seed']})"
+    if ds.get("streamed"):
+        rows = f"{ds['n_rows_total']} rows, {ds['n_usable']} usable, all {ds['n_checked']} streamed through the row checks"
+        if ds["sampled_from"]:
+            rows += f"; near-duplicates and the comparison on a seeded sample of {ds['n_loaded']} (seed {ds['seed']})"
+    else:
+        rows = f"{ds['n_rows_total']} rows, {ds['n_usable']} usable, {ds['n_loaded']} checked"
+        if ds["sampled_from"]:
+            rows += f" (seeded sample, seed {ds['seed']})"
     t.add_row("rows", rows)
     if ds["n_skipped"]:
         t.add_row("skipped", ", ".join(f"{n} {r}" for r, n in ds["skipped_by_reason"].items()))

@@ -80,21 +80,22 @@ class DataOptions:
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
 
+    def reading(self) -> dict:
+        """How to read rows (schema, fields, bad rows), without --sample: `load_dataset` and
+        the streaming reader (`iter_samples`) take these keywords alike."""
+        return {
+            "schema": self.schema.value if isinstance(self.schema, SchemaName) else self.schema,
+            "prompt_field": self.prompt_field,
+            "completion_field": self.completion_field,
+            "messages_field": self.messages_field,
+            "skip_bad_rows": self.skip_bad_rows,
+            "max_row_mb": self.max_row_mb,
+        }
+
 
 def load_data(source: str, options: DataOptions, *, seed: int, label: str = "data") -> AuditDataset:
     """load_dataset from the shared flags, then say what was skipped or sampled."""
-    schema = options.schema.value if isinstance(options.schema, SchemaName) else options.schema
-    ds = load_dataset(
-        source,
-        schema=schema,
-        prompt_field=options.prompt_field,
-        completion_field=options.completion_field,
-        messages_field=options.messages_field,
-        sample=options.sample,
-        seed=seed,
-        skip_bad_rows=options.skip_bad_rows,
-        max_row_mb=options.max_row_mb,
-    )
+    ds = load_dataset(source, sample=options.sample, seed=seed, **options.reading())
     if ds.n_skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(ds.skipped_summary().items(), key=lambda kv: -kv[1]))
         first = ds.skipped[0]
