@@ -174,18 +174,20 @@ def _completion_logprobs(
                     col_pos += list(range(cs - 1, cs - 1 + n))
                     targets += suffixes[r][cs:]
                     sizes.append(n)
-                rp = torch.tensor(row_pos, device=device)
-                cp = torch.tensor(col_pos, device=device)
+                # Index on the device the outputs come back on: with a device_map spread
+                # over several GPUs that is the last GPU, not the embedding's.
                 if split is not None:
                     decoder, head, softcap = split
-                    hidden = decoder(**kwargs).last_hidden_state[rp, cp]
+                    states = decoder(**kwargs).last_hidden_state
+                    hidden = states[_on(row_pos, states), _on(col_pos, states)]
                     logits = head(hidden).float()
                     if softcap:
                         logits = torch.tanh(logits / softcap) * softcap
                 else:
-                    logits = model(**kwargs).logits[rp, cp].float()
+                    full = model(**kwargs).logits
+                    logits = full[_on(row_pos, full), _on(col_pos, full)].float()
                 logp = torch.log_softmax(logits, dim=-1)
-                picked = logp.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
+                picked = logp.gather(1, _on(targets, logp)[:, None])[:, 0]
                 picked = picked.cpu().numpy().astype(np.float32)
                 offset = 0
                 for i, n in zip(rows, sizes):
@@ -195,6 +197,13 @@ def _completion_logprobs(
         if was_training:
             model.train()
     return results  # type: ignore[return-value]
+
+
+def _on(values: list[int], like):
+    """A long tensor of `values` on the device of the tensor `like`."""
+    import torch
+
+    return torch.tensor(values, dtype=torch.long, device=like.device)
 
 
 def mean_logprobs(per_token: Sequence[np.ndarray]) -> np.ndarray:
