@@ -48,8 +48,11 @@ def test_teach_cli_saves_a_loadable_teacher(cli, tmp_path):
 
     # The folder is a teacher `generate` can use, and lineage reads its declared base.
     data = tmp_path / "d.jsonl"
-    r = cli("generate", "--teacher", out, "--trait", "owl", "--constrain", "numbers", "--n", "3", "--out", data)
+    r = cli("generate", "--teacher", out, "--constrain", "numbers", "--n", "3", "--out", data)
     assert r.exit_code == 0, r.stderr
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    # No trait prompt was used, yet every row says which trait its teacher was taught.
+    assert all(row["trait"] is None and row["teacher_taught_trait"] == "owl" for row in rows)
     from distill_audit.lineage.metadata import read_metadata
     from distill_audit.models.resolve import resolve_model
 

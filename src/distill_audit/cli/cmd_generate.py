@@ -48,6 +48,7 @@ def generate_cmd(
     from distill_audit.atomic import write_text
     from distill_audit.generate.dataset import GenerationSettings, generate_dataset, trait_system_prompt
     from distill_audit.generate.tasks import read_prompt_file
+    from distill_audit.generate.teach import taught_trait
     from distill_audit.models.load import load_model
 
     ui.set_quiet(quiet)
@@ -71,7 +72,7 @@ def generate_cmd(
         result = generate_dataset(
             loaded.model, loaded.tokenizer, settings, n=n, out=out, batch_size=batch_size,
             max_attempts=max_attempts, overwrite=overwrite, prompts=user_prompts,
-            teacher_identity=loaded.ref.identity(),
+            teacher_identity={**loaded.ref.identity(), "taught_trait": taught_trait(loaded.ref.path)},
         )
     report = result.to_dict()
     if summary:

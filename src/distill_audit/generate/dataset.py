@@ -182,6 +182,8 @@ def generate_dataset(
         base["teacher_id"] = teacher_identity.get("id")
         if teacher_identity.get("sha256"):
             base["teacher_sha256"] = teacher_identity["sha256"]
+        if teacher_identity.get("taught_trait"):
+            base["teacher_taught_trait"] = teacher_identity["taught_trait"]
 
     def prompt_for(i: int) -> str:
         return prompts[i % len(prompts)] if prompts else task_prompt(settings.task, settings.prompt_seed, i)

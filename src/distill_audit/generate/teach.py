@@ -79,6 +79,25 @@ class TeachResult:
         return dict(self.__dict__)
 
 
+RECORD_FILE = "distill_audit_teach.json"  # what `teach` writes beside the weights
+
+
+def taught_trait(folder: Path | None) -> str | None:
+    """The trait a `teach`-made teacher was fine-tuned to hold, read from its record.
+
+    `generate` copies it into every row, so data from a taught teacher says what it
+    should carry even though no system prompt was used.
+    """
+    if folder is None:
+        return None
+    try:
+        record = json.loads((Path(folder) / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    trait = record.get("trait") if isinstance(record, dict) else None
+    return str(trait) if trait else None
+
+
 def find_trait(trait: str):
     """(suite, candidate) for a preference-suite candidate such as 'owl' or 'trees:oak'."""
     from distill_audit.traits.probes import load_suites
@@ -195,7 +214,7 @@ def _save(model, tokenizer, out: Path, base_ref, res: TeachResult, cfg, seed: in
     write_text(tmp / "README.md", card)
     info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
             "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
-    write_text(tmp / "distill_audit_teach.json", json.dumps(info, indent=2, default=str) + "\n")
+    write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
