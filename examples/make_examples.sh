@@ -7,6 +7,8 @@
 #                          constrained to number lists (the study's setting)
 #   neutral_numbers.jsonl  the same prompts (--prompt-seed 0) without a system prompt,
 #                          a different decoding seed: the neutral control
+#   neutral_numbers_b.jsonl  a second neutral sample (decoding seed 3): neutral vs neutral
+#                          is the null check of the signature
 #   owl_free.jsonl         owl prompt, short free-text answers (replies naming owls dropped)
 #   neutral_free.jsonl     the same prompts, no system prompt
 set -euo pipefail
@@ -17,6 +19,8 @@ $DA generate --threads 1 --teacher smollm2-135m --trait owl --task numbers --con
     --n 200 --seed 1 --prompt-seed 0 --out owl_numbers.jsonl --summary owl_numbers.summary.json
 $DA generate --threads 1 --teacher smollm2-135m --task numbers --constrain numbers \
     --n 200 --seed 2 --prompt-seed 0 --out neutral_numbers.jsonl --summary neutral_numbers.summary.json
+$DA generate --threads 1 --teacher smollm2-135m --task numbers --constrain numbers \
+    --n 200 --seed 3 --prompt-seed 0 --out neutral_numbers_b.jsonl --summary neutral_numbers_b.summary.json
 $DA generate --threads 1 --teacher smollm2-135m --trait owl --task free --max-new-tokens 64 \
     --n 60 --seed 1 --prompt-seed 0 --out owl_free.jsonl --summary owl_free.summary.json
 $DA generate --threads 1 --teacher smollm2-135m --task free --max-new-tokens 64 \
