@@ -142,3 +142,30 @@ def test_signature_null_above_mde_threshold_is_not_a_clearance():
     v2 = judge({"lineage": lineage("same-init"), "signature": strong, "canary": canary(status="underpowered", mde=0.3)},
                data_kind="numbers")
     assert v2.level == "low"
+
+
+def test_declared_trait_is_named_with_its_rank_even_among_many_hits():
+    hits = ["fox", "lion", "wolf", "bear", "eagle", "cat2", "dog2", "owl"]
+    s = sig(*hits)
+    s["traits"][7]["contrast"] = {"estimate": 0.0004, "ci": [-0.0017, 0.0024], "p_adjusted": 1.0, "significant": False}
+    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers",
+              declared_trait="owl", declared_source="trait")
+    d = v.to_dict()["declared_trait"]
+    assert d["signature"]["rank"] == 8 and d["signature"]["of"] == 10 and d["signature"]["significant"]
+    assert d["signature"]["specific"]["significant"] is False and d["canary"] is None
+    assert "owl" in v.rules[0]["why"]  # named although it is past the first six hits
+    assert "declares the trait 'owl' (field 'trait'): the signature ranks it 8 of 10 (significant; not trait-specific" \
+        in v.explanation
+
+
+def test_no_declared_trait_adds_nothing():
+    v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": SKIPPED}, data_kind="numbers")
+    assert v.to_dict()["declared_trait"] is None and "declares" not in v.explanation
+
+
+def test_a_line_that_found_something_is_not_listed_as_untested():
+    """Its MDE limits what a null could show; a significant hit stands whatever the power."""
+    v = judge({"lineage": lineage("same-init"), "signature": sig("owl", mde=0.05), "canary": SKIPPED},
+              data_kind="numbers", config=VerdictConfig(signature_max_mde=0.015))
+    assert v.level == "high"
+    assert "Not tested: signature" not in v.explanation and "canary" in v.explanation

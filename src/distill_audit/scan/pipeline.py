@@ -28,6 +28,7 @@ from distill_audit.seeding import derive_seed, seed_everything
 
 # Provenance fields that may name the teacher, most specific first.
 TEACHER_FIELDS = ("teacher", "teacher_model", "generator", "model")
+TRAIT_FIELDS = ("trait", "teacher_taught_trait")
 # Provenance fields that describe how the data was decoded (reused for the reference).
 DECODING_FIELDS = ("temperature", "top_p", "max_new_tokens")
 
@@ -196,14 +197,24 @@ def data_kind(static: dict[str, Any] | None, samples: list[Sample]) -> str:
     return "natural-language"
 
 
-def teacher_from_provenance(ds: AuditDataset) -> tuple[str | None, str | None]:
-    """(teacher name, provenance field) when every row names the same teacher."""
+def _single_value(ds: AuditDataset, fields: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(value, provenance field) of the first field in which every row records the same value."""
     prov = ds.provenance
-    for key in TEACHER_FIELDS:
+    for key in fields:
         values = prov.get(key) or []
-        if len(values) == 1:
+        if len(values) == 1 and values[0] not in (None, ""):
             return values[0], key
     return None, None
+
+
+def teacher_from_provenance(ds: AuditDataset) -> tuple[str | None, str | None]:
+    """(teacher name, provenance field) when every row names the same teacher."""
+    return _single_value(ds, TEACHER_FIELDS)
+
+
+def trait_from_provenance(ds: AuditDataset) -> tuple[str | None, str | None]:
+    """(trait, provenance field) when every row declares the same trait (a prompted or a taught teacher)."""
+    return _single_value(ds, TRAIT_FIELDS)
 
 
 def decoding_from_provenance(ds: AuditDataset) -> dict[str, Any]:
@@ -465,7 +476,9 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
             **data_key, "control": _fingerprint(control_samples)}, "config": {**_config_dict(can_cfg), "suites_loaded": [x.name for x in suites]}}, canary_stage)["result"]
 
     stages = {"static": static, "lineage": lineage, "signature": signature, "canary": canary}
-    verdict = judge(stages, data_kind=kind, config=make_config(VerdictConfig, opts.verdict, "verdict"))
+    declared, declared_field = trait_from_provenance(ds)
+    verdict = judge(stages, data_kind=kind, config=make_config(VerdictConfig, opts.verdict, "verdict"),
+                    declared_trait=declared, declared_source=declared_field)
     baseline = None
     if opts.baseline:
         old = load_report(opts.baseline)

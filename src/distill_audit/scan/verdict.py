@@ -90,6 +90,7 @@ class Verdict:
     data_kind: str
     config: VerdictConfig = field(default_factory=VerdictConfig)
     limits: dict[str, list[str]] = field(default_factory=dict)  # line -> what its stage could not test
+    declared: dict[str, Any] | None = None  # the trait the data's provenance names, and where each line put it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,7 @@ class Verdict:
             "data_kind": self.data_kind,
             "config": self.config.to_dict(),
             "limits": {k: list(v) for k, v in self.limits.items()},
+            "declared_trait": self.declared,
         }
 
 
@@ -166,11 +168,73 @@ def _specific_traits(stage: dict[str, Any] | None, alpha: float) -> list[str]:
     return out
 
 
-def _name_traits(hits: list[str], specific: list[str], limit: int = 6) -> str:
-    """'owl (trait-specific), eagle, ... and 12 more'."""
-    named = [f"{t} (trait-specific)" if t in specific else t for t in hits[:limit]]
-    more = f" and {len(hits) - limit} more" if len(hits) > limit else ""
+def _name_traits(hits: list[str], specific: list[str], limit: int = 6, keep: str | None = None) -> str:
+    """'owl (trait-specific), eagle, ... and 12 more'; `keep` (the declared trait) is always named."""
+    shown = hits[:limit]
+    if keep in hits and keep not in shown:
+        shown = [*hits[: limit - 1], keep]
+    named = [f"{t} (trait-specific)" if t in specific else t for t in shown]
+    more = f" and {len(hits) - len(shown)} more" if len(hits) > len(shown) else ""
     return ", ".join(named) + more
+
+
+def _find_trait(rows: list[dict[str, Any]], name: str | None) -> tuple[int, dict[str, Any]] | None:
+    """(1-based rank, row) of a trait by name, case-insensitive ('trees:olive' matches 'olive' too)."""
+    if not name:
+        return None
+    want = name.strip().lower()
+    for rank, r in enumerate(rows, 1):
+        t = str(r.get("trait", "")).lower()
+        if t == want or t.split(":")[-1] == want:
+            return rank, r
+    return None
+
+
+def _declared(name: str | None, source: str | None, sig_d, sig_rows, can_rows, alpha: float) -> dict[str, Any] | None:
+    """Where the signature and the canary put the trait the data says its teacher held.
+
+    A scan of data with a known trait (a positive control, or data made with `generate
+    --trait`) should say plainly whether the audit found *that* trait, not only which
+    traits came out on top.
+    """
+    if not name:
+        return None
+    out: dict[str, Any] = {"trait": name, "source": source}
+    for line, rows in (("signature", sig_rows), ("canary", can_rows)):
+        hit = _find_trait(rows, name)
+        if hit is None:
+            out[line] = None
+            continue
+        rank, r = hit
+        entry = {"rank": rank, "of": len(rows), "estimate": r["estimate"], "ci": r["ci"], "p": r["p"],
+                 "significant": _is_significant(r, alpha)}
+        if line == "signature":
+            full = next((x for x in (sig_d or {}).get("traits") or [] if x.get("trait") == r["trait"]), {})
+            c = full.get("contrast") or {}
+            entry["specific"] = {"estimate": c.get("estimate"), "ci": c.get("ci"), "p": c.get("p_adjusted"),
+                                 "significant": bool(c.get("significant")) and (c.get("estimate") or 0) > 0}
+        out[line] = entry
+    return out
+
+
+def _declared_sentence(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    parts = []
+    for line in ("signature", "canary"):
+        e = d.get(line)
+        if not e:
+            continue
+        text = f"the {line} ranks it {e['rank']} of {e['of']} ({'significant' if e['significant'] else 'not significant'}"
+        spec = e.get("specific")
+        if spec and spec.get("estimate") is not None:
+            ci = spec.get("ci") or [None, None]
+            text += (f"; {'trait-specific' if spec['significant'] else 'not trait-specific'}: contrast "
+                     f"{spec['estimate']:+.4g}" + (f" [{ci[0]:+.4g}, {ci[1]:+.4g}]" if None not in ci else ""))
+        parts.append(text + ")")
+    where = f" (field '{d['source']}')" if d.get("source") else ""
+    found = "; ".join(parts) if parts else "no line that ran scored it"
+    return f"The data's provenance declares the trait '{d['trait']}'{where}: {found}."
 
 
 def _is_significant(row: dict[str, Any], alpha: float) -> bool:
@@ -269,8 +333,14 @@ def judge(
     *,
     data_kind: str = "unknown",
     config: VerdictConfig | None = None,
+    declared_trait: str | None = None,
+    declared_source: str | None = None,
 ) -> Verdict:
-    """The verdict from stage dicts: {"static", "lineage", "signature", "canary"}."""
+    """The verdict from stage dicts: {"static", "lineage", "signature", "canary"}.
+
+    `declared_trait` is the trait the data's provenance says its teacher held, if any:
+    the verdict then says where each line ranked it (it does not change the level).
+    """
     cfg = config or VerdictConfig()
     lineage_d, sig_d, can_d, static_d = (stages.get(k) for k in ("lineage", "signature", "canary", "static"))
     lineage = str((lineage_d or {}).get("verdict") or "unknown")
@@ -327,7 +397,7 @@ def judge(
 
     # Positive evidence.
     if sig_hits:
-        traits = _name_traits(sig_hits, specific)
+        traits = _name_traits(sig_hits, specific, keep=(_find_trait(sig_rows, declared_trait) or (0, {}))[1].get("trait"))
         if lineage in SHARED_INIT:
             fire("signature+shared-init", "high",
                  f"the data carries a significant signature ({traits}) on a student that shares the teacher's "
@@ -354,10 +424,11 @@ def judge(
              + (f"; {leak_frac:.1%} of rows" if leak_frac is not None else "") + ")")
 
     # Nulls: only tested lines may lower the level to none.
+    # A line that found something is evidence whatever its power; its MDE only limits a null.
     untested = []
-    if not sig_powered:
+    if not sig_powered and not sig_hits:
         untested.append(f"signature ({sig_why})")
-    if not can_powered:
+    if not can_powered and not can_hits:
         untested.append(f"canary ({can_why})")
     if not lineage_ok:
         untested.append("lineage (" + _reason(lineage_d, "no teacher given or found in the data's provenance") + ")")
@@ -386,12 +457,13 @@ def judge(
     level = _max_level([r["level"] for r in rules])
     significant = {"signature": sig_hits, "signature_specific": specific, "canary": can_hits}
     lineage_reason = _reason(lineage_d, "no teacher given or found in the data's provenance")
-    explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested)
+    declared = _declared(declared_trait, declared_source, sig_d, sig_rows, can_rows, cfg.alpha)
+    explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested, _declared_sentence(declared))
     recs = _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words,
                       {"signature": (sig_d, sig_powered), "canary": (can_d, can_powered), "lineage": (lineage_d, lineage_ok)})
     limits = {name: _limits(d) for name, d in (("lineage", lineage_d), ("signature", sig_d), ("canary", can_d),
                                                ("static", static_d)) if _limits(d)}
-    return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg, limits)
+    return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg, limits, declared)
 
 
 def _max_level(levels: list[str]) -> str:
@@ -401,7 +473,8 @@ def _max_level(levels: list[str]) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in levels else "none"
 
 
-def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: str, untested: list[str]) -> str:
+def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: str, untested: list[str],
+             declared: str = "") -> str:
     head = {
         "high": "High risk: a student trained on this data is likely to absorb the teacher's traits.",
         "medium": "Medium risk: the data carries trait evidence that may transfer to this student.",
@@ -419,6 +492,7 @@ def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: st
                      "student's initialization.")
     if untested and level != INCONCLUSIVE:
         parts.append("Not tested: " + "; ".join(untested) + ".")
+    parts.append(declared)
     parts.append(f"Data kind: {data_kind}.")
     return " ".join(p for p in parts if p)
 
