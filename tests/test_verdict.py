@@ -169,3 +169,9 @@ def test_a_line_that_found_something_is_not_listed_as_untested():
               data_kind="numbers", config=VerdictConfig(signature_max_mde=0.015))
     assert v.level == "high"
     assert "Not tested: signature" not in v.explanation and "canary" in v.explanation
+
+
+def test_partial_null_lists_what_was_not_tested_once():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "low" and v.rules[0]["rule"] == "partial-null"
+    assert v.explanation.count("--skip-canary") == 1

@@ -490,6 +490,8 @@ def _explain(level: str, rules, lineage: str, lineage_reason: str, data_kind: st
     if lineage == "unknown":
         parts.append(f"Lineage is unknown ({lineage_reason}), so the verdict assumes the teacher may share the "
                      "student's initialization.")
+    said = " ".join(r["why"] for r in rules)
+    untested = [u for u in untested if u not in said]  # the partial-null rule already lists them
     if untested and level != INCONCLUSIVE:
         parts.append("Not tested: " + "; ".join(untested) + ".")
     parts.append(declared)
