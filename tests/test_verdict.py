@@ -169,6 +169,7 @@ def test_a_line_that_found_something_is_not_listed_as_untested():
               data_kind="numbers", config=VerdictConfig(signature_max_mde=0.015))
     assert v.level == "high"
     assert "Not tested: signature" not in v.explanation and "canary" in v.explanation
+    assert not any("--signature-rows" in r for r in v.recommendations)
 
 
 def test_partial_null_lists_what_was_not_tested_once():

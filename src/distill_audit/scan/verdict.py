@@ -460,7 +460,7 @@ def judge(
     declared = _declared(declared_trait, declared_source, sig_d, sig_rows, can_rows, cfg.alpha)
     explanation = _explain(level, rules, lineage, lineage_reason, data_kind, untested, _declared_sentence(declared))
     recs = _recommend(level, lineage, numbers, sig_hits, can_hits, leak_words,
-                      {"signature": (sig_d, sig_powered), "canary": (can_d, can_powered), "lineage": (lineage_d, lineage_ok)})
+                      {"signature": (sig_d, sig_powered or bool(sig_hits)), "canary": (can_d, can_powered or bool(can_hits)), "lineage": (lineage_d, lineage_ok)})
     limits = {name: _limits(d) for name, d in (("lineage", lineage_d), ("signature", sig_d), ("canary", can_d),
                                                ("static", static_d)) if _limits(d)}
     return Verdict(level, explanation, evidence, recs, rules, significant, lineage, data_kind, cfg, limits, declared)
