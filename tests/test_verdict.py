@@ -170,6 +170,9 @@ def test_a_line_that_found_something_is_not_listed_as_untested():
     assert v.level == "high"
     assert "Not tested: signature" not in v.explanation and "canary" in v.explanation
     assert not any("--signature-rows" in r for r in v.recommendations)
+    owl_line = next(e for e in v.evidence if e.line == "signature" and e.name == "owl")
+    cat_line = next(e for e in v.evidence if e.line == "signature" and e.name == "cat")
+    assert owl_line.untested is None and "minimum detectable effect" in cat_line.untested
 
 
 def test_partial_null_lists_what_was_not_tested_once():

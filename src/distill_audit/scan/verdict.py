@@ -268,16 +268,18 @@ def _stage_mde(stage: dict[str, Any], rows: list[dict[str, Any]]) -> float | Non
 
 
 def _trait_lines(line: str, stage, rows, untested: str | None, alpha: float) -> list["EvidenceLine"]:
-    """One evidence line per trait of a trait stage (or one saying it has none)."""
+    """One evidence line per trait of a trait stage (or one saying it has none).
+
+    A significant trait carries no power caveat: the stage's MDE only limits its nulls.
+    """
     if not rows:
         return [EvidenceLine(line, "all traits", _status(stage), untested=untested or "no per-trait result")]
-    return [
-        EvidenceLine(
-            line, r["trait"], _status(stage), r["estimate"], r["ci"], r["p"], r["mde"],
-            _is_significant(r, alpha), untested=untested,
-        )
-        for r in rows
-    ]
+    lines = []
+    for r in rows:
+        hit = _is_significant(r, alpha)
+        lines.append(EvidenceLine(line, r["trait"], _status(stage), r["estimate"], r["ci"], r["p"], r["mde"],
+                                  hit, untested=None if hit else untested))
+    return lines
 
 
 def _powered(stage: dict[str, Any] | None, rows, max_mde: float | None) -> tuple[bool, str | None]:
