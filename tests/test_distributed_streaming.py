@@ -69,3 +69,11 @@ def test_inspect_streaming_flag(cli, synthetic, tmp_path):
     assert pq.read_table(tmp_path / "flags.parquet").num_rows == 400  # flags cover the sample
     table = cli("inspect", synthetic, "--streaming", "--sample", "400")
     assert "all 3000 streamed through the row checks" in " ".join(table.stdout.replace("│", " ").split())
+
+
+def test_streaming_draws_the_same_sample_as_load_dataset(synthetic):
+    from distill_audit.ingest.loader import load_dataset
+
+    streamed = run_streaming_checks(str(synthetic), sample=300, seed=4).sample_flags()["index"]
+    loaded = [s.index for s in load_dataset(str(synthetic), sample=300, seed=4).samples]
+    assert list(streamed) == loaded

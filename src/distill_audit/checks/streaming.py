@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import time
 from array import array
 from collections import Counter
@@ -35,9 +34,8 @@ from distill_audit.checks.lengths import check_lengths
 from distill_audit.checks.numbers import NUMBER_DATA_SHARE, NumberCheck, ParsedNumbers, check_numbers, parse_numbers
 from distill_audit.checks.profile import classify, profile
 from distill_audit.checks.static import StaticChecks, run_static_checks
-from distill_audit.ingest.loader import dataset_summary, iter_samples
+from distill_audit.ingest.loader import Reservoir, dataset_summary, iter_samples
 from distill_audit.ingest.records import AuditDataset, Sample
-from distill_audit.seeding import derive_seed
 
 CHUNK_ROWS = 50_000
 DEFAULT_SAMPLE = 20_000
@@ -141,13 +139,11 @@ def run_streaming_checks(
     num_proc = default_num_proc() if num_proc is None else max(1, int(num_proc))
     stream = iter_samples(source, **ingest_options)
     matcher = TraitMatcher(load_trait_words(extra_trait_words or ()))
-    rng = random.Random(derive_seed(seed, "ingest", "sample"))  # the ingest's reservoir stream
-    reservoir: list[Sample] = []
+    reservoir = Reservoir(sample, seed)  # the same sample load_dataset(sample=...) draws
     hashes, chars, words = array("Q"), array("i"), array("i")
     kinds: Counter[str] = Counter()
     number_parts: list[NumberCheck] = []
     leakage_parts: list[LeakageCheck] = []
-    n = 0
     for chunk in _chunks(stream, chunk_rows):
         completions = [s.completion for s in chunk]
         locations = [{"index": s.index, "line": s.line} for s in chunk]
@@ -158,19 +154,14 @@ def run_streaming_checks(
         hashes.extend(_hash64(t) for t in completions)
         chars.extend(len(t) for t in completions)
         words.extend(len(t.split()) for t in completions)
-        for s in chunk:  # Algorithm R, as ingest.reservoir_sample
-            n += 1
-            if n <= sample:
-                reservoir.append(s)
-            else:
-                j = rng.randrange(n)
-                if j < sample:
-                    reservoir[j] = s
+        for s in chunk:
+            reservoir.add(s)
+    n = reservoir.n
     if n == 0:
         raise stream.nothing_usable()
-    reservoir.sort(key=lambda s: s.index)
+    kept = reservoir.sample()
     sampled = AuditDataset(
-        source=stream.source, format=stream.format, schema=stream.schema or "", samples=reservoir,
+        source=stream.source, format=stream.format, schema=stream.schema or "", samples=kept,
         fingerprint=stream.fingerprint, n_rows_total=stream.n_rows_total, skipped=stream.skipped,
         sampled_from=n if n > sample else None, seed=seed,
         skipped_counts=dict(stream.skipped_counts), schema_fields=dict(stream.spec.fields) if stream.spec else {},
@@ -187,7 +178,7 @@ def run_streaming_checks(
         [
             *sample_dups.limits,
             f"exact duplicates: every row (64-bit hash of the normalized completion); near-duplicates, "
-            f"repeated prompt+completion pairs and examples: a seeded sample of {len(reservoir)} of {n} rows",
+            f"repeated prompt+completion pairs and examples: a seeded sample of {len(kept)} of {n} rows",
         ],
     )
     lengths, _ = check_lengths(np.frombuffer(chars, dtype=np.int32), np.frombuffer(words, dtype=np.int32))
@@ -206,5 +197,5 @@ def run_streaming_checks(
         _flags=on_sample.sample_flags(),
     )
     if result.comparison is not None:
-        result.comparison.limits.append(f"compared on a seeded sample of {len(reservoir)} of {n} rows")
+        result.comparison.limits.append(f"compared on a seeded sample of {len(kept)} of {n} rows")
     return result

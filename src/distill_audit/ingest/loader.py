@@ -147,23 +147,42 @@ def iter_samples(source: str, **options: Any) -> DatasetStream:
     return DatasetStream(source, **options)
 
 
+class Reservoir:
+    """A seeded uniform sample of k items from a stream of unknown length (Algorithm R).
+
+    Fed one item at a time, so a caller that also does other work per row (the
+    streaming checks) draws exactly the sample `reservoir_sample` would.
+    """
+
+    def __init__(self, k: int, seed: int):
+        self.k = k
+        self.n = 0
+        self._rng = random.Random(derive_seed(seed, "ingest", "sample"))
+        self._items: list[Sample] = []
+
+    def add(self, item: Sample) -> None:
+        self.n += 1
+        if self.n <= self.k:
+            self._items.append(item)
+        else:
+            j = self._rng.randrange(self.n)
+            if j < self.k:
+                self._items[j] = item
+
+    def sample(self) -> list[Sample]:
+        """The kept items in source order."""
+        return sorted(self._items, key=lambda s: s.index)
+
+
 def reservoir_sample(items: Iterator[Sample], k: int, seed: int) -> tuple[list[Sample], int]:
     """A uniform sample of k items from a stream of unknown length (Algorithm R), in source order.
 
     Returns the sample and how many items the stream held. Same stream + seed -> same sample.
     """
-    rng = random.Random(derive_seed(seed, "ingest", "sample"))
-    reservoir: list[Sample] = []
-    n = 0
-    for n, item in enumerate(items, start=1):
-        if n <= k:
-            reservoir.append(item)
-        else:
-            j = rng.randrange(n)
-            if j < k:
-                reservoir[j] = item
-    reservoir.sort(key=lambda s: s.index)
-    return reservoir, n
+    reservoir = Reservoir(k, seed)
+    for item in items:
+        reservoir.add(item)
+    return reservoir.sample(), reservoir.n
 
 
 def load_dataset(
