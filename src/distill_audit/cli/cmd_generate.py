@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from distill_audit import ui
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
 from distill_audit.errors import UsageError
 from distill_audit.seeding import seed_everything
 from distill_audit.traits.training import torch_threads
@@ -39,7 +39,7 @@ def generate_cmd(
     device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False)] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
     prompt_seed: Annotated[Optional[int], typer.Option("--prompt-seed", help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", show_default=False)] = None,
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from distill_audit import ui
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
 from distill_audit.seeding import seed_everything
 from distill_audit.traits.training import torch_threads
 
@@ -25,7 +25,7 @@ def teach_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda); default: cuda when available.", show_default=False)] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", show_default=False)] = None,
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,

@@ -43,6 +43,9 @@ ConfigOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only print results and errors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random number generator.")]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", show_default=False)
+]
 
 
 def _version_callback(value: bool) -> None:
