@@ -17,13 +17,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: str | None = "medium") -> dict:
+    hit = owl_effect > 0.15
+
+    def eff(est, p):
+        return {"estimate": est, "ci": [est - 0.1, est + 0.1], "p_value": p, "p_adjusted": p,
+                "significant": p < 0.05 and est > 0, "mde": 0.05}
+
     sig = {
         "status": "ok", "reason": None, "limits": ["only the built-in trait battery"], "unit": "mean LLS (nats/token)",
         "traits": [
-            {"trait": "owl", "estimate": owl_effect, "ci": [owl_effect - 0.1, owl_effect + 0.1],
-             "p_adj": 0.001 if owl_effect > 0.15 else 0.6, "mde": 0.05},
-            {"trait": "cat", "estimate": 0.01, "ci": [-0.05, 0.07], "p_adj": 0.7, "mde": 0.05},
+            {"trait": "owl", **eff(owl_effect, 0.001 if hit else 0.6), "contrast": eff(owl_effect / 2, 0.01 if hit else 0.7)},
+            {"trait": "cat", **eff(0.01, 0.7), "contrast": eff(-0.01, 0.9)},
         ],
+        "named": ["owl"] if hit else [], "finding": "trait" if hit else "none",
+        "shift": eff(owl_effect / 2, 0.001 if hit else 0.6), "mismatch": eff(0.0, 0.9),
+        "classes": [{"class": "animal", "traits": ["owl", "cat"], **eff(0.0, 0.9)}],
     }
     canary = {
         "status": "underpowered", "reason": "MDE 0.25 above 0.10", "limits": ["LoRA on 64 samples, 1 seed"],
@@ -142,8 +150,8 @@ def test_junit_one_case_per_check():
 
     root = _check_junit(render(fake_report(), "junit"))
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
-    assert cases[("distill-audit.signature", "owl")].find("failure") is not None
-    assert cases[("distill-audit.signature", "cat")].find("failure") is None
+    assert cases[("distill-audit.signature", "owl beyond its class")].find("failure") is not None
+    assert cases[("distill-audit.signature", "cat beyond its class")].find("failure") is None
     assert cases[("distill-audit.canary", "owl")].find("skipped") is not None  # underpowered
     assert cases[("distill-audit.static", "trait-word leakage")].find("failure") is not None
     assert cases[("distill-audit.static", "number rules (paper)")].find("failure") is None
@@ -159,8 +167,8 @@ def test_compare_reports_change(tmp_path, cli):
     assert "high → " in r.stdout and "(lower)" in r.stdout
     r = cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "json")
     diff = json.loads(r.stdout)
-    owl = next(e for e in diff["evidence"] if e["line"] == "signature" and e["name"] == "owl")
-    assert owl["significance_changed"] and owl["delta"] == pytest.approx(-0.29)
+    owl = next(e for e in diff["evidence"] if e["line"] == "signature" and e["name"] == "owl beyond its class")
+    assert owl["significance_changed"] and owl["delta"] == pytest.approx(-0.145)
 
 
 def test_report_command_rerenders(tmp_path, cli):

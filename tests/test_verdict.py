@@ -1,30 +1,49 @@
-"""The verdict rules, each checked with fake stage results (no model)."""
+"""The verdict rules, each checked with stage results in the producers' own shape (no model)."""
+
+import json
 
 import pytest
 
 from distill_audit.scan.verdict import VerdictConfig, gate_rank, judge
 
 
-def sig(*hits, status="ok", mde=0.01, others=("cat", "dog")):
-    rows = [{"trait": t, "estimate": 0.2, "ci": [0.1, 0.3], "p_adj": 0.001, "mde": mde} for t in hits]
-    rows += [{"trait": t, "estimate": 0.01, "ci": [-0.02, 0.04], "p_adj": 0.8, "mde": mde} for t in others]
-    return {"status": status, "reason": None, "limits": [], "traits": rows}
+def effect(est, p=0.8, mde=0.005, significant=None):
+    sig = (p < 0.05 and est > 0) if significant is None else significant
+    return {"estimate": est, "ci": [est - 0.004, est + 0.004], "p_value": p, "p_adjusted": p, "significant": sig,
+            "mde": mde, "direction": "toward" if sig else "none"}
 
 
-def canary(*hits, status="ok", mde=0.05):
-    rows = [{"trait": t, "estimate": 0.3, "ci": [0.2, 0.4], "p_adj": 0.002, "mde": mde} for t in hits]
-    rows += [{"trait": "cat", "estimate": -0.01, "ci": [-0.05, 0.03], "p_adj": 0.9, "mde": mde}]
-    return {"status": status, "reason": None, "limits": [], "traits": rows}
+def sig(*named, finding=None, classes=(), shift=False, status="ok", mde=0.005, others=("cat", "dog"), origin=None):
+    """A signature result: `named` traits stand out beyond their class; `classes` beyond benign; `shift` overall."""
+    rows = [{"trait": t, "category": "animal", **effect(0.02, 0.001, mde), "contrast": effect(0.01, 0.001, mde)}
+            for t in named]
+    rows += [{"trait": t, "category": "animal", **effect(0.001, 0.8, mde), "contrast": effect(-0.001, 0.9, mde)}
+             for t in others]
+    finding = finding or ("trait" if named else "class" if classes else "shift" if shift else "none")
+    return {"status": status, "reason": None, "limits": [], "traits": rows, "named": list(named), "finding": finding,
+            "shift": effect(0.02, 0.001, mde) if (shift or named or classes) else effect(0.0, 0.7, mde),
+            "mismatch": effect(0.0, 0.7, mde),
+            "classes": [{"class": c, "traits": [], **effect(0.015, 0.002, mde)} for c in classes]
+            + [{"class": "tree", "traits": [], **effect(0.0, 0.9, mde)}],
+            "reference": {"origin": origin, "decoding_source": "provenance"}}
 
 
-def lineage(v):
-    return {"status": "ok" if v != "unknown" else "skipped", "reason": None, "limits": [], "verdict": v}
+def canary(*hits, status="ok", seeds=2, hint=False, mismatch=False, origin="self-generated"):
+    rows = [{"trait": t, **effect(0.3, 0.002, 0.05), "hint_only": hint, "explained_by_mismatch": mismatch} for t in hits]
+    rows += [{"trait": "cat", **effect(-0.01, 0.9, 0.05), "hint_only": hint, "explained_by_mismatch": False}]
+    return {"status": status, "reason": None, "limits": [], "traits": rows, "seeds": list(range(seeds)),
+            "control_origin": origin, "training_noise_measured": seeds >= 2}
+
+
+def lineage(v, confidence="high"):
+    return {"status": "ok" if v != "unknown" else "skipped", "reason": None, "limits": [], "verdict": v,
+            "confidence": confidence}
 
 
 SKIPPED = {"status": "skipped", "reason": "--skip-canary", "limits": []}
 
 
-def test_signature_with_shared_init_is_high_even_when_canary_null():
+def test_a_specific_trait_on_shared_init_is_high_even_when_canary_null():
     v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()}, data_kind="numbers")
     assert v.level == "high"
     assert v.significant_traits["signature"] == ["owl"]
@@ -39,38 +58,100 @@ def test_different_init_lowers_numbers_but_not_language():
     assert "phantom" in lang.explanation
 
 
-def test_unknown_lineage_with_signature_is_medium_and_says_so():
+def test_different_init_at_medium_confidence_does_not_lower():
+    stages = {"lineage": lineage("different-init", "medium"), "signature": sig("owl"), "canary": SKIPPED}
+    v = judge(stages, data_kind="numbers")
+    assert v.level == "high" and "not ruled out" in v.explanation
+
+
+def test_unknown_lineage_with_a_specific_trait_is_high_and_says_so():
+    """Unknown lineage may share the initialization: a specific trait there is high (issue: evidence you can trust)."""
     v = judge({"lineage": None, "signature": sig("owl"), "canary": SKIPPED}, data_kind="numbers")
-    assert v.level == "medium"
+    assert v.level == "high"
     assert "Lineage is unknown" in v.explanation
     assert any("--teacher" in r for r in v.recommendations)
 
 
-def test_canary_hit_is_high_regardless_of_lineage():
-    v = judge({"lineage": lineage("different-init"), "signature": sig(), "canary": canary("owl")}, data_kind="numbers")
+def test_unknown_lineage_with_a_persona_shift_is_medium():
+    v = judge({"lineage": None, "signature": sig(shift=True), "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "medium" and "Lineage is unknown" in v.explanation
+
+
+def test_shared_shift_names_no_trait_and_is_medium():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(shift=True), "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "medium"
+    assert v.significant_traits["signature"] == []
+    assert "no trait in the battery stands out" in v.explanation
+    assert "cat" not in v.explanation and "dog" not in v.explanation
+
+
+def test_a_class_beyond_benign_is_medium_and_names_the_class_not_a_trait():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(classes=("animal",)), "canary": SKIPPED},
+              data_kind="numbers")
+    assert v.level == "medium"
+    assert v.significant_traits["signature_classes"] == ["animal"] and v.significant_traits["signature"] == []
+    assert "animal persona class" in v.explanation
+
+
+def test_mismatched_reference_shift_is_not_a_finding():
+    """Data from another initialization against the student's own answers: a shared shift is the mismatch."""
+    s = sig(shift=True, origin="self-generated")
+    v = judge({"lineage": lineage("different-init", "medium"), "signature": s, "canary": SKIPPED}, data_kind="numbers")
+    assert v.level in ("inconclusive", "low")
+    assert "mismatch" in v.explanation
+    assert any("--reference" in r for r in v.recommendations)
+
+
+def test_mismatched_reference_caps_a_named_trait_at_medium():
+    s = sig("owl", origin="self-generated")
+    v = judge({"lineage": lineage("different-init", "medium"), "signature": s, "canary": SKIPPED},
+              data_kind="natural-language")
+    assert v.level == "medium"
+
+
+def test_canary_transfer_is_high_regardless_of_lineage_when_measured_properly():
+    v = judge({"lineage": lineage("different-init"), "signature": sig(), "canary": canary("owl", origin="file")},
+              data_kind="numbers")
     assert v.level == "high"
     assert v.significant_traits["canary"] == ["owl"]
 
 
+def test_one_seed_canary_only_hints():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("owl", seeds=1, hint=True)},
+              data_kind="numbers")
+    assert v.level != "high" and v.significant_traits["canary"] == []
+    assert "hint" in v.explanation and "transfer was observed" not in v.explanation
+
+
+def test_mismatched_control_is_never_transfer():
+    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("elephant", mismatch=True)},
+              data_kind="natural-language")
+    assert v.level != "high" and "transfer was observed" not in v.explanation
+    assert "not called transfer" in v.explanation and any("--control" in r for r in v.recommendations)
+
+
+def test_self_generated_control_for_a_foreign_teacher_is_not_transfer():
+    v = judge({"lineage": lineage("different-init"), "signature": sig(mde=0.05), "canary": canary("dog")},
+              data_kind="natural-language")
+    assert v.level != "high" and "foreign text" in v.explanation
+
+
 def test_negative_shift_is_not_a_hit():
     s = sig()
-    s["traits"].append({"trait": "owl", "estimate": -0.3, "ci": [-0.4, -0.2], "p_adj": 0.001})
+    s["traits"].append({"trait": "owl", **effect(-0.3, 0.001), "contrast": effect(-0.2, 0.001)})
     v = judge({"lineage": lineage("same-init"), "signature": s, "canary": canary()}, data_kind="numbers")
     assert v.significant_traits["signature"] == []
 
 
-def test_all_null_with_power_is_none():
+def test_powered_null_is_low_not_none_until_the_canary_is_calibrated():
     v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary()}, data_kind="numbers")
-    assert v.level == "none"
+    assert v.level == "low"
+    assert "calibrat" in v.explanation or "sensitivity" in v.explanation
 
 
 def test_underpowered_canary_never_gives_none():
-    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(mde=0.4)}, data_kind="numbers")
-    assert v.level == "low"
-    assert "canary" in v.explanation and "minimum detectable effect" in v.explanation
-    v2 = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": canary(status="underpowered")},
-               data_kind="numbers")
-    assert v2.level == "low"
+    for c in (canary(), canary(status="underpowered")):
+        assert judge({"lineage": lineage("same-init"), "signature": sig(), "canary": c}, data_kind="numbers").level == "low"
 
 
 def test_nothing_tested_is_inconclusive():
@@ -83,6 +164,9 @@ def test_nothing_tested_is_inconclusive():
 def test_different_init_numbers_without_other_lines_is_low_not_none():
     v = judge({"lineage": lineage("different-init"), "signature": SKIPPED, "canary": SKIPPED}, data_kind="numbers")
     assert v.level == "low"
+    v2 = judge({"lineage": lineage("different-init", "medium"), "signature": SKIPPED, "canary": SKIPPED},
+               data_kind="numbers")
+    assert v2.level == "inconclusive"  # lineage lowers the risk only at high confidence
 
 
 def test_signature_mde_threshold_makes_it_untested():
@@ -90,6 +174,13 @@ def test_signature_mde_threshold_makes_it_untested():
     v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.2), "canary": SKIPPED},
               data_kind="numbers", config=cfg)
     assert v.level == "inconclusive"
+
+
+def test_the_clearing_uses_the_largest_mde_of_the_tests_it_relies_on():
+    s = sig(mde=0.005)
+    s["classes"][0]["mde"] = 0.03  # one class test cannot see the threshold shift
+    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "inconclusive" and "0.03" in v.explanation
 
 
 def test_leakage_floor():
@@ -101,61 +192,56 @@ def test_leakage_floor():
     assert judge({**stages, "static": static(0.05)}, data_kind="numbers").level == "medium"
     assert judge({**stages, "static": static(0.006)}, data_kind="numbers").level == "low"
     # In prose a trait word is just a word, unless it is over-represented against the reference.
-    assert judge({**stages, "static": static(0.05)}, data_kind="natural-language").level == "none"
-    assert judge({**stages, "static": static(0.05, ref=0.047)}, data_kind="natural-language").level == "none"
+    assert judge({**stages, "static": static(0.05)}, data_kind="natural-language").level == "low"
+    assert judge({**stages, "static": static(0.05, ref=0.047)}, data_kind="natural-language").level == "low"
     assert judge({**stages, "static": static(0.05, ref=0.01)}, data_kind="natural-language").level == "medium"
 
 
-@pytest.mark.parametrize("level", ["none", "low", "medium", "high", "inconclusive"])
-def test_verdict_dict_is_plain_json(level):
-    import json
-
-    v = judge({"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()}, data_kind="numbers")
+@pytest.mark.parametrize("stages", [
+    {"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()},
+    {"lineage": None, "signature": sig(shift=True), "canary": canary("owl", seeds=1, hint=True)},
+    {"lineage": lineage("different-init"), "signature": {"status": "failed", "reason": "x"}, "canary": SKIPPED},
+])
+def test_verdict_dict_is_plain_json(stages):
+    v = judge(stages, data_kind="numbers")
     json.dumps(v.to_dict(), allow_nan=False)
-    assert gate_rank(level) >= 0
+    assert gate_rank(v.level) >= 0
 
 
-def test_trait_specific_contrast_names_the_trait_first():
-    s = sig("eagle", "owl", "fox")
-    for row in s["traits"]:
-        row["contrast"] = {"estimate": 0.1 if row["trait"] == "owl" else -0.01,
-                           "p_adjusted": 0.01 if row["trait"] == "owl" else 0.9}
+def test_only_singled_out_traits_are_named():
+    s = sig("owl", others=("eagle", "fox"))
     v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers")
-    assert v.significant_traits["signature"][0] == "owl"
-    assert v.significant_traits["signature_specific"] == ["owl"]
-    assert "owl (trait-specific)" in v.explanation
+    assert v.significant_traits["signature"] == ["owl"]
+    assert "eagle" not in v.explanation and "fox" not in v.explanation
 
 
 def test_skipped_stage_recommends_running_it_not_more_budget():
     v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
-    assert any("it was skipped: --skip-canary" in r for r in v.recommendations)
+    assert "--skip-canary" in v.explanation
     assert not any("--thorough" in r for r in v.recommendations)
 
 
 def test_signature_null_above_mde_threshold_is_not_a_clearance():
-    """A null signature whose MDE cannot see the measured owl effect (~0.013) clears nothing."""
-    weak = sig(mde=0.03)
-    v = judge({"lineage": lineage("same-init"), "signature": weak, "canary": canary(status="underpowered", mde=0.3)},
+    """A null signature whose MDE cannot see the smallest persona shift measured (~0.012) clears nothing."""
+    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.03), "canary": canary(status="underpowered")},
               data_kind="numbers")
     assert v.level == "inconclusive"
-    strong = sig(mde=0.01)
-    v2 = judge({"lineage": lineage("same-init"), "signature": strong, "canary": canary(status="underpowered", mde=0.3)},
+    v2 = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.01), "canary": canary(status="underpowered")},
                data_kind="numbers")
     assert v2.level == "low"
 
 
-def test_declared_trait_is_named_with_its_rank_even_among_many_hits():
-    hits = ["fox", "lion", "wolf", "bear", "eagle", "cat2", "dog2", "owl"]
-    s = sig(*hits)
-    s["traits"][7]["contrast"] = {"estimate": 0.0004, "ci": [-0.0017, 0.0024], "p_adjusted": 1.0, "significant": False}
+def test_declared_trait_is_located_even_when_not_singled_out():
+    s = sig(shift=True, others=("fox", "lion", "owl"))
+    s["traits"][2].update(effect(0.02, 0.01))
     v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers",
               declared_trait="owl", declared_source="trait")
     d = v.to_dict()["declared_trait"]
-    assert d["signature"]["rank"] == 8 and d["signature"]["of"] == 10 and d["signature"]["significant"]
+    assert d["signature"]["rank"] == 3 and d["signature"]["of"] == 3 and d["signature"]["significant"]
     assert d["signature"]["specific"]["significant"] is False and d["canary"] is None
-    assert "owl" in v.rules[0]["why"]  # named although it is past the first six hits
-    assert "declares the trait 'owl' (field 'trait'): the signature ranks it 8 of 10 (significant; not trait-specific" \
-        in v.explanation
+    assert "declares the trait 'owl' (field 'trait'): the signature ranks it 3 of 3 by raw shift (significant; " \
+           "does not stand out beyond its class" in v.explanation
+    assert v.level == "medium"
 
 
 def test_no_declared_trait_adds_nothing():
@@ -166,16 +252,15 @@ def test_no_declared_trait_adds_nothing():
 def test_a_line_that_found_something_is_not_listed_as_untested():
     """Its MDE limits what a null could show; a significant hit stands whatever the power."""
     v = judge({"lineage": lineage("same-init"), "signature": sig("owl", mde=0.05), "canary": SKIPPED},
-              data_kind="numbers", config=VerdictConfig(signature_max_mde=0.015))
+              data_kind="numbers")
     assert v.level == "high"
     assert "Not tested: signature" not in v.explanation and "canary" in v.explanation
     assert not any("--signature-rows" in r for r in v.recommendations)
-    owl_line = next(e for e in v.evidence if e.line == "signature" and e.name == "owl")
-    cat_line = next(e for e in v.evidence if e.line == "signature" and e.name == "cat")
-    assert owl_line.untested is None and "minimum detectable effect" in cat_line.untested
+    owl_line = next(e for e in v.evidence if e.line == "signature" and e.name == "owl beyond its class")
+    assert owl_line.untested is None and owl_line.significant
 
 
-def test_partial_null_lists_what_was_not_tested_once():
+def test_powered_null_lists_what_was_not_tested_once():
     v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
-    assert v.level == "low" and v.rules[0]["rule"] == "partial-null"
+    assert v.level == "low" and v.rules[0]["rule"] == "powered-null"
     assert v.explanation.count("--skip-canary") == 1

@@ -18,7 +18,8 @@ from distill_audit import __version__
 from distill_audit.atomic import atomic_path, write_text
 from distill_audit.errors import DataError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
+READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)  # `report` and `compare` still read the previous version
 LIBRARIES = ("torch", "transformers", "datasets", "peft", "accelerate", "numpy", "scipy", "scikit-learn", "pyarrow")
 FORMATS = ("json", "md", "html", "junit", "parquet")
 SUFFIX = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml", "parquet": "samples.parquet"}
@@ -81,9 +82,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
         report = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(report, dict) or report.get("schema_version") not in READABLE_VERSIONS:
         got = report.get("schema_version") if isinstance(report, dict) else None
-        raise DataError(f"{p}: field schema_version: expected {SCHEMA_VERSION!r}, got {got!r} (not a distill-audit scan report?)")
+        raise DataError(f"{p}: field schema_version: expected one of {', '.join(READABLE_VERSIONS)}, got {got!r} (not a distill-audit scan report?)")
     validate(report, str(p))
     return report
 

@@ -41,7 +41,7 @@ def shown_evidence(report: dict[str, Any], top: int | None) -> tuple[list[dict[s
     if top is None:
         return evidence, 0
     keep: list[dict[str, Any]] = []
-    for line in ("lineage", "signature", "canary", "static"):
+    for line in dict.fromkeys(e["line"] for e in evidence):  # the stages' order
         rows = [e for e in evidence if e["line"] == line]
         ranked = sorted(rows, key=lambda e: -(e["estimate"] if e["estimate"] is not None else float("-inf")))
         chosen = {id(e) for e in ranked[:top]} | {id(e) for e in rows if e["significant"]}

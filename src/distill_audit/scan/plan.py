@@ -8,26 +8,15 @@ student on the data's own rows, so the estimate follows the hardware it runs on.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from distill_audit import ui
 from distill_audit.scan.pipeline import ScanOptions, prepare
+from distill_audit.scan.stage import StagePlan, registered
 
 MEASURE_ROWS = 8  # rows used to measure throughput
 MEASURE_NEW_TOKENS = 8
-
-
-@dataclass
-class StagePlan:
-    name: str
-    runs: bool
-    what: str
-    tokens: int | None = None
-    seconds: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -95,77 +84,35 @@ def _measure(loaded, samples) -> dict[str, float]:
 
 
 def scan_plan(opts: ScanOptions) -> Plan:
-    from distill_audit.scan.pipeline import _max_completion_tokens, data_kind, stage_configs, student_loader
+    """Every registered stage's plan, from throughputs measured on this machine with the student."""
+    from distill_audit.models.chat import encode
+    from distill_audit.scan.pipeline import setup
+    from distill_audit.scan.stages.reference import max_completion_tokens
 
     ctx = prepare(opts)
+    setup(ctx)
     ds = ctx.ds
-    kind = data_kind(None, ds.samples)
-    notes: list[str] = []
     with ui.progress_task("measuring this machine with the student", total=None):
-        loaded = student_loader(opts, ctx.student_ref).get()
-        from distill_audit.models.chat import encode
-
+        loaded = ctx.lazy.get()
         row_tokens = [len(encode(loaded.tokenizer, list(s.prompt), s.completion).input_ids) for s in ds.samples]
-        speed = _measure(loaded, ds.samples)
+        speed: dict[str, float] = dict(_measure(loaded, ds.samples))
     data_tokens = sum(row_tokens)
-    max_new = _max_completion_tokens(loaded.tokenizer, ds.samples)
-    fwd, train, gen = speed["forward_tokens_per_s"], speed["train_tokens_per_s"], speed["sample_tokens_per_s"]
-
-    stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {kind} data", data_tokens)]
-    self_ref = ctx.user_reference is None and (not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None))
-    sig_cfg, can_cfg, suites = stage_configs(opts, {"signature": 0})
-    n_ref = min(len(ds), max(sig_cfg.max_rows if not opts.skip_signature else 0,
-                             int(can_cfg.sample) if not opts.skip_canary else 0))
-    ref_tokens = n_ref * max_new
-    stages.append(StagePlan(
-        "reference", self_ref,
-        f"the student answers {n_ref} of the data's prompts (≤ {max_new} new tokens each)" if self_ref
-        else "user reference file" if ctx.user_reference else "not needed",
-        ref_tokens if self_ref else None, ref_tokens / gen if self_ref and gen else None,
-    ))
-    stages.append(StagePlan("static", True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference"))
-    lineage_runs = not opts.skip_lineage and ctx.teacher_ref is not None
-    stages.append(StagePlan(
-        "lineage", lineage_runs,
-        f"{ctx.teacher['name']} vs {ctx.student['name']}" if lineage_runs else (ctx.teacher_note or "--skip-lineage"),
-    ))
-    stages.append(_signature_plan(opts, sig_cfg, suites, len(ds), data_tokens / max(len(ds), 1), fwd))
-    stages.append(_canary_plan(opts, can_cfg, ds, row_tokens, fwd, train))
-    notes.append(
+    measured = dict(speed)
+    speed.update(max_new_tokens=max_completion_tokens(loaded.tokenizer, ds.samples),
+                 mean_row_tokens=data_tokens / max(len(ds), 1))
+    stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {ctx.kind} data",
+                        data_tokens)]
+    stages += [stage.plan(ctx, speed) for stage in registered()]
+    notes = [
         "times extrapolate throughput measured just now on this machine "
         f"({speed['forward_tokens_per_s']:.0f} scored, {speed['train_tokens_per_s']:.0f} trained, "
         f"{speed['sample_tokens_per_s']:.0f} sampled tokens/s); a shared or busy machine runs slower"
-    )
+    ]
     return Plan(
-        data={"source": ds.source, "rows": len(ds), "kind": kind, "fingerprint": ds.fingerprint, "tokens": data_tokens},
-        student=ctx.student, teacher=ctx.teacher, teacher_note=ctx.teacher_note, stages=stages, throughput=speed, notes=notes,
+        data={"source": ds.source, "rows": len(ds), "kind": ctx.kind, "fingerprint": ds.fingerprint, "tokens": data_tokens},
+        student=ctx.student, teacher=ctx.teacher, teacher_note=ctx.teacher_note, stages=stages, throughput=measured,
+        notes=notes,
     )
-
-
-def _signature_plan(opts: ScanOptions, cfg, suites, n_rows: int, mean_row_tokens: float, fwd: float) -> StagePlan:
-    """The signature as the scan will run it: `cfg` and `suites` from `stage_configs`."""
-    if opts.skip_signature:
-        return StagePlan("signature", False, "--skip-signature")
-    from distill_audit.traits.signature import default_traits
-
-    traits = default_traits(suites)
-    wanted = set(cfg.suites or [])
-    n_traits = sum(1 for t in traits if t.suite is None or not wanted or t.suite in wanted)
-    rows = min(cfg.max_rows, n_rows)
-    # Every trait's system prompt plus the plain prompt, over data and reference rows.
-    tokens = int((n_traits + 1) * mean_row_tokens * rows * 2)
-    return StagePlan("signature", True, f"{n_traits} traits x {rows} rows per side (data and reference)", tokens, tokens / fwd)
-
-
-def _canary_plan(opts: ScanOptions, cfg, ds, row_tokens: list[int], fwd: float, train: float) -> StagePlan:
-    """The canary as the scan will run it: `cfg` from `stage_configs`."""
-    if opts.skip_canary:
-        return StagePlan("canary", False, "--skip-canary")
-    from distill_audit.traits.canary import planned_work
-
-    work = planned_work(cfg, n_rows=len(ds), mean_row_tokens=sum(row_tokens) / max(len(row_tokens), 1))
-    seconds = work["train_tokens"] / train + work["probe_tokens"] / fwd
-    return StagePlan("canary", True, work["what"], work["train_tokens"] + work["probe_tokens"], seconds)
 
 
 def print_plan(plan: Plan) -> None:

@@ -407,6 +407,7 @@ def run_canary(
     cfg: CanaryConfig | None = None,
     *,
     seed: int = 0,
+    control_origin: str = "self-generated",  # noqa: ARG001
 ) -> CanaryResult:
     """Probe the base, train treated and control arms per seed, probe them, compare.
 

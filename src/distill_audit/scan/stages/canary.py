@@ -1,0 +1,141 @@
+"""The canary fine-tune as a stage, and when its movement counts as transfer.
+
+A canary effect is called transfer only when it was measured the way a test can show
+it: at least two training seeds (so training noise is inside the test), a control arm
+that matches the data in length and form, and a control that is not the student's own
+answers to a foreign teacher's data (a model trained on its own samples barely moves,
+so "treated minus self-generated control" then measures training on foreign text).
+A null canary clears nothing until its sensitivity on this student has been measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_audit.scan.context import config_dict, samples_fingerprint
+from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun, register
+from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts, Finding
+
+UNCALIBRATED = ("its sensitivity on this student has not been measured by a positive control, so a null canary cannot "
+                "clear data")
+
+
+class CanaryStage(Stage):
+    name = "canary"
+    title = "canary fine-tune"
+    needs = ("reference",)
+
+    def skip_reason(self, ctx) -> str | None:
+        return "--skip-canary" if ctx.opts.skip_canary else None
+
+    def _control(self, ctx):
+        if ctx.user_control is not None:
+            return ctx.user_control.samples, "file"
+        return ctx.output("reference", "samples") or [], ctx.output("reference", "origin") or "self-generated"
+
+    def _blocked(self, ctx) -> StageResult | None:
+        ref = ctx.results.get("reference")
+        if ctx.user_control is None and ref is not None and ref.status == "failed":
+            return StageResult.failed(f"the reference stage failed ({ref.reason})")
+        if not self._control(ctx)[0]:
+            return StageResult.skipped("no control data (pass --control or allow the self-generated reference)")
+        return None
+
+    def cache_key(self, ctx) -> dict[str, Any] | None:
+        if self._blocked(ctx) is not None:
+            return None
+        _, can_cfg, suites = ctx.configs
+        control, origin = self._control(ctx)
+        return {"models": {"student": ctx.student_key},
+                "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
+                "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]}}
+
+    def run(self, ctx) -> StageRun:
+        blocked = self._blocked(ctx)
+        if blocked is not None:
+            return StageRun(blocked)
+        from distill_audit.traits.canary import run_canary
+
+        _, can_cfg, suites = ctx.configs
+        control, origin = self._control(ctx)
+        # One loaded student serves every stage: LoRA adapters are detached after each arm.
+        res = run_canary(ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"],
+                         control_origin=origin)
+        return StageRun(StageResult.from_dict(res.to_dict()))
+
+    def plan(self, ctx, speed) -> StagePlan:
+        reason = self.skip_reason(ctx)
+        if reason:
+            return StagePlan(self.name, False, reason)
+        from distill_audit.traits.canary import planned_work
+
+        _, can_cfg, _ = ctx.configs
+        work = planned_work(can_cfg, n_rows=len(ctx.ds), mean_row_tokens=speed.get("mean_row_tokens", 0))
+        train, fwd = speed.get("train_tokens_per_s"), speed.get("forward_tokens_per_s")
+        seconds = work["train_tokens"] / train + work["probe_tokens"] / fwd if train and fwd else None
+        return StagePlan(self.name, True, work["what"], work["train_tokens"] + work["probe_tokens"], seconds)
+
+    # ------------------------------------------------------------ the verdict
+
+    def assess(self, result: StageResult, facts: Facts) -> Assessment:
+        a = Assessment()
+        if not result.ran:
+            why = result.reason or f"the stage was {result.status}"
+            a.lines.append(EvidenceLine("canary", "all traits", result.status, untested=why))
+            a.untested = f"canary ({why})"
+            if result.status == "failed":
+                a.recommendations.append(f"The canary stage failed ({why}); fix that and scan again.")
+            return a
+        alpha = facts.config.alpha
+        rows = [r for r in result.get("traits") or [] if isinstance(r, dict)]
+        foreign = result.get("control_origin", "self-generated") == "self-generated" and facts.lineage in DIFFERENT_INIT
+        moved = [r for r in rows if r.get("significant") and (r.get("estimate") or 0) > 0]
+        hints = [r["trait"] for r in moved if r.get("hint_only")]
+        mismatch = [r["trait"] for r in moved if r.get("explained_by_mismatch") and not r.get("hint_only")]
+        shown = [r["trait"] for r in moved if not r.get("hint_only") and not r.get("explained_by_mismatch")]
+        if foreign:
+            mismatch, shown = mismatch + shown, []
+        for r in rows:
+            hit = r["trait"] in shown
+            note = ("one seed: a hint, not a test" if r["trait"] in hints
+                    else "explained by the control mismatch" if r["trait"] in mismatch else None)
+            a.lines.append(EvidenceLine("canary", str(r["trait"]), result.status, r.get("estimate"), r.get("ci"),
+                                        r.get("p_adjusted", r.get("p_value")), r.get("mde"), hit,
+                                        untested=None if hit else UNCALIBRATED, note=note))
+        a.significant = {"canary": shown}
+        n_seeds = len(result.get("seeds") or [])
+        if shown:
+            a.findings.append(Finding("canary", "high",
+                                      f"fine-tuning the student on a sample moved {', '.join(shown)} against a matched "
+                                      f"control arm, over {n_seeds} training seeds: transfer was observed", traits=shown))
+        if hints:
+            a.notes.append(f"the canary moved {', '.join(hints)} with one training seed: training noise is unmeasured, "
+                           "so it can hint at transfer but not show it")
+        if mismatch:
+            why = ("its control is the student's own answers, while the data comes from a teacher of another "
+                   "initialization: training on foreign text moves a student whatever it carries" if foreign
+                   else "the control arm does not match the data in length or form")
+            a.notes.append(f"the canary moved {', '.join(mismatch)}, but {why}, so that is not called transfer")
+            a.recommendations.append("Pass --control with neutral data from the same teacher (same task, no persona) so "
+                                     "the canary's arms differ only in the trait.")
+        if not shown:
+            a.untested = f"canary ({UNCALIBRATED})"
+        if n_seeds < 2:
+            a.recommendations.append("Run the canary with --seeds 2 or more so training noise is measured.")
+        return a
+
+    def locate(self, result: StageResult, facts: Facts) -> dict[str, Any] | None:
+        want = (facts.declared_trait or "").strip().lower()
+        rows = [r for r in result.get("traits") or [] if isinstance(r, dict)]
+        ranked = sorted(rows, key=lambda r: -(r.get("estimate") if r.get("estimate") is not None else float("-inf")))
+        for rank, r in enumerate(ranked, 1):
+            name = str(r.get("trait", "")).lower()
+            if name == want or name.split(":")[-1] == want:
+                sig = bool(r.get("significant")) and (r.get("estimate") or 0) > 0
+                return {"rank": rank, "of": len(rows), "estimate": r.get("estimate"), "ci": r.get("ci"),
+                        "p": r.get("p_adjusted"), "significant": sig,
+                        "sentence": f"the canary ranks it {rank} of {len(rows)} ({'significant' if sig else 'not significant'})"}
+        return None
+
+
+register(CanaryStage())
