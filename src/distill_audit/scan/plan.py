@@ -51,7 +51,7 @@ def _best_of(n: int, fn) -> float:
     return max(best, 1e-6)
 
 
-def _measure(loaded, samples) -> dict[str, float]:
+def measure(loaded, samples) -> dict[str, float]:
     """Tokens per second for scoring (forward), training (forward+backward) and sampling, on this machine."""
     import torch
 
@@ -95,7 +95,7 @@ def scan_plan(opts: ScanOptions) -> Plan:
     with ui.progress_task("measuring this machine with the student", total=None):
         loaded = ctx.lazy.get()
         row_tokens = [len(encode(loaded.tokenizer, list(s.prompt), s.completion).input_ids) for s in ds.samples]
-        speed: dict[str, float] = dict(_measure(loaded, ds.samples))
+        speed: dict[str, float] = dict(measure(loaded, ds.samples))
     data_tokens = sum(row_tokens)
     measured = dict(speed)
     speed.update(max_new_tokens=max_completion_tokens(loaded.tokenizer, ds.samples),
