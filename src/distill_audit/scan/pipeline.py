@@ -61,6 +61,7 @@ class ScanOptions:
     skip_lineage: bool = False
     skip_signature: bool = False
     skip_canary: bool = False
+    run_canary: bool = False  # --canary: run it although the default plan would not (see scan/stages/canary.py)
     device: str = "cpu"
     device_map: str | None = None  # accelerate places the student (e.g. "auto": over every GPU); overrides device
     quantize: str | None = None  # "4bit" | "8bit": bitsandbytes student, LoRA canary on it (QLoRA)

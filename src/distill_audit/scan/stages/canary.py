@@ -16,6 +16,9 @@ from distill_audit.scan.context import config_dict, samples_fingerprint
 from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun, register
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts, Finding
 
+NOT_BY_DEFAULT = ("not run by default: this student's canary sensitivity has not been measured, so a null canary cannot "
+                  "clear data, and the default budget affords one training seed, which can hint at transfer but not show "
+                  "it; --canary (with --seeds 2 or more) runs it")
 UNCALIBRATED = ("its sensitivity on this student has not been measured by a positive control, so a null canary cannot "
                 "clear data")
 
@@ -26,7 +29,11 @@ class CanaryStage(Stage):
     needs = ("reference",)
 
     def skip_reason(self, ctx) -> str | None:
-        return "--skip-canary" if ctx.opts.skip_canary else None
+        opts = ctx.opts
+        if opts.skip_canary:
+            return "--skip-canary"
+        asked = opts.run_canary or opts.thorough or opts.control or any(k != "threads" for k in opts.canary)
+        return None if asked else NOT_BY_DEFAULT
 
     def _control(self, ctx):
         if ctx.user_control is not None:
