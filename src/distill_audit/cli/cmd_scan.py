@@ -10,10 +10,11 @@ import typer
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.distributed import QUANTIZE_BITS
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
+    MaxBadRowsOpt,
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
@@ -81,6 +82,7 @@ def scan_cmd(
     sample: SampleOpt = None,
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
+    max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -100,7 +102,7 @@ def scan_cmd(
         device_map=device_map, quantize=cli_config["quantize"],
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         schema=cli_config["schema"], prompt_field=prompt_field, completion_field=completion_field,
-        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb,
+        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb, max_bad_rows=max_bad_rows,
         suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None, threads=threads,
         thorough=thorough,
         signature={"max_rows": signature_rows} if signature_rows else {},

@@ -64,6 +64,7 @@ class ScanOptions:
     sample: int | None = None
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
+    max_bad_rows: str | int | None = None  # None: ingest's default (1% of the rows)
     # Stage budgets: overrides of the signature's and canary's own config fields.
     thorough: bool = False  # the GPU budgets: canary preset "thorough", signature THOROUGH where not overridden
     suites: list[str] | None = None  # probe suites (built-in names or YAML paths); None: the stages' defaults
@@ -335,12 +336,13 @@ def prepare(opts: ScanOptions) -> _Context:
     data_opts = DataOptions(
         schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
         messages_field=opts.messages_field, sample=opts.sample, skip_bad_rows=opts.skip_bad_rows,
-        max_row_mb=opts.max_row_mb,
+        max_row_mb=opts.max_row_mb, max_bad_rows=opts.max_bad_rows,
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
     extra = DataOptions(schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
-                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb)
+                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb,
+                        max_bad_rows=opts.max_bad_rows)
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
