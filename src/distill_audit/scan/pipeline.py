@@ -21,7 +21,7 @@ from distill_audit import distributed, ui
 from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
 from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
-from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_outputs, write_samples_parquet
+from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_run_outputs
 from distill_audit.scan.cache import StageCache, stage_key
 from distill_audit.scan.verdict import LEVELS, VerdictConfig, evaluate_gate, judge
 from distill_audit.seeding import derive_seed, seed_everything
@@ -323,7 +323,9 @@ def prepare(opts: ScanOptions) -> _Context:
     from distill_audit.cli.options import DataOptions, load_data
     from distill_audit.models.load import placement_kwargs
     from distill_audit.models.resolve import resolve_model
+    from distill_audit.scan.validate import validate_options
 
+    validate_options(opts)  # every flag, before any stage (also on a warm cache)
     if opts.fail_on is not None and opts.fail_on not in LEVELS:
         raise UsageError(f"--fail-on: expected one of {', '.join(LEVELS)}, got {opts.fail_on!r}")
     if opts.quantize and opts.canary.get("full_finetune") and not opts.skip_canary:
@@ -447,7 +449,8 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
     if opts.skip_signature:
         signature = _skipped("--skip-signature")
     elif not reference_samples:
-        signature = _skipped("no neutral reference to compare against")
+        signature = (_failed(f"the reference stage failed: {reference_info['failed']}") if reference_info.get("failed")
+                     else _skipped("no neutral reference to compare against"))
     else:
         from distill_audit.traits.signature import compute_signature, default_traits
 
@@ -465,7 +468,8 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
     if opts.skip_canary:
         canary = _skipped("--skip-canary")
     elif not control_samples:
-        canary = _skipped("no control data (pass --control or allow the self-generated reference)")
+        canary = (_failed(f"the reference stage failed: {reference_info['failed']}") if reference_info.get("failed")
+                  else _skipped("no control data (pass --control or allow the self-generated reference)"))
     else:
         from distill_audit.traits.canary import run_canary
 
@@ -501,12 +505,9 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
         device=device,
     )
     written: dict[str, Path] = {}
-    if processes.is_main:  # one report, written by rank 0 alone
-        if samples_name:
-            write_samples_parquet(_sample_rows(ds, static_p.get("rows") or [], sig_rows), out / samples_name)
-        written = write_outputs(report, out, [f for f in opts.formats if f != "parquet"])
-        if samples_name:
-            written["parquet"] = out / samples_name
+    if processes.is_main:  # one report, written by rank 0 alone; the whole set replaces the old one
+        written = write_run_outputs(report, out, opts.formats,
+                                    _sample_rows(ds, static_p.get("rows") or [], sig_rows) if samples_name else None)
     code = ExitCode.RISK if gate["failed"] else ExitCode.OK
     if code == ExitCode.OK and any(s.get("status") == "failed" for s in stages.values()):
         code = ExitCode.RUN_ERROR
@@ -554,7 +555,7 @@ def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, da
                                               "config": {"decoding": decoding, "kind": kind, "rows": [s.index for s in rows]}},
                                 reference_stage)
     if payload["result"]["status"] != "ok":
-        return [], {"fingerprint": None, "dataset": None}
+        return [], {"fingerprint": None, "dataset": None, "failed": payload["result"].get("reason") or "failed"}
     samples = [
         Sample(index=s.index, line=None, prompt=s.prompt, completion=text, meta={"origin": "self-generated"})
         for s, text in zip(rows, payload["completions"])
