@@ -67,7 +67,7 @@ def generate_cmd(
     user_prompts = _read_prompts(prompts) if prompts else None
     _check_resumable(out, overwrite)
     seed_everything(seed)
-    loaded = load_model(teacher, device=device)
+    loaded = load_model(_local_model(teacher, "--teacher"), device=device)
     ui.info(f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
             + (f"; constrained to {constrain}" if constrain else ""))
     with torch_threads(threads):
@@ -93,6 +93,18 @@ def generate_cmd(
         ui.out.print("not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False)
     if result.status != "ok":
         ui.warn(result.reason or result.status)
+
+
+def _local_model(reference: str, flag: str):
+    """The resolved model, or one line saying why it has no local weights (with the fetch command)."""
+    from distill_audit.errors import ModelError
+    from distill_audit.models.resolve import resolve_model
+
+    ref = resolve_model(reference)
+    if not ref.has_weights:
+        hint = "; ".join(ref.notes) or "give a local folder, a .gguf file, an alias or a cached Hub id"
+        raise ModelError(f"{flag} {reference}: no local weights to load ({hint})")
+    return ref
 
 
 def _check_numbers(*, n: int, max_new_tokens: int, temperature: float, top_p: float, max_attempts: int | None) -> None:

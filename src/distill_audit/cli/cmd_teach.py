@@ -43,6 +43,9 @@ def teach_cmd(
     if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
         raise UsageError("--epochs, --batch-size and --lr must be positive (and --lr finite)")
     device = resolve_device(device)
+    from distill_audit.cli.cmd_generate import _local_model
+
+    _local_model(base, "--base")  # one line, with the fetch command, before any work
     seed_everything(seed)
     with torch_threads(threads):
         res = teach(base, trait, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
