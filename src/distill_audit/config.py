@@ -70,8 +70,13 @@ def build_default_map(
     command_params: dict[str, set[str]],
     config: dict[str, Any] | None,
     environ: dict[str, str] | None = None,
+    multiple: dict[str, set[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Merge YAML and global env vars into click's per-command default_map."""
+    """Merge YAML and global env vars into click's per-command default_map.
+
+    `multiple` names each command's repeatable options: their value is a list (an
+    environment value is split on whitespace, as click does for its own variables).
+    """
     environ = dict(os.environ if environ is None else environ)
     config = config or {}
     default_map: dict[str, dict[str, Any]] = {}
@@ -92,6 +97,10 @@ def build_default_map(
             env_value = environ.get(f"{ENV_PREFIX}_{param.upper()}")
             if env_value is not None:
                 values[param] = env_value
+        for param in (multiple or {}).get(name, set()):
+            if param in values and not isinstance(values[param], (list, tuple)):
+                value = values[param]
+                values[param] = value.split() if isinstance(value, str) else [value]
         if values:
             default_map[name] = values
     unknown = [k for k in top if not any(k in p for p in command_params.values())]

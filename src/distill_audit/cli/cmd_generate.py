@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from distill_audit import ui
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
 from distill_audit.devices import DEVICE_HELP, resolve_device
 from distill_audit.errors import UsageError
 from distill_audit.seeding import seed_everything
@@ -62,6 +62,7 @@ def generate_cmd(
     )
     if batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
+    check_out_file(summary, "--summary")
     _check_numbers(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, max_attempts=max_attempts)
     device = resolve_device(device)  # before the model loads: a typo is one line
     user_prompts = _read_prompts(prompts) if prompts else None

@@ -18,7 +18,7 @@ from rich.table import Table
 from distill_audit import __version__, atomic, ui
 from distill_audit.checks import StaticChecks, run_static_checks
 from distill_audit.checks.streaming import DEFAULT_SAMPLE as DEFAULT_STREAM_SAMPLE
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
@@ -80,6 +80,8 @@ def inspect(
     """Model-free checks: format profile, number rules, trait-word leakage, duplicates, lengths, and a reference comparison."""
     ui.set_quiet(quiet)
     seed_everything(seed)
+    check_out_file(out)
+    check_out_file(sample_flags, "--sample-flags")
     options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb, max_bad_rows)
     ds = None if streaming else load_data(data, options, seed=seed)
     ref = load_data(reference, options, seed=seed, label="reference") if reference else None

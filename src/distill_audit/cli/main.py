@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from distill_audit import __version__, ui
 from distill_audit.config import build_default_map, find_config, load_yaml_config
-from distill_audit.errors import AuditError, ExitCode
+from distill_audit.errors import AuditError, ExitCode, UsageError
 
 app = typer.Typer(
     name="distill-audit",
@@ -48,6 +48,32 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random numb
 ThreadsOpt = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", show_default=False)
 ]
+
+
+def check_out_file(path, flag: str = "--out") -> None:
+    """A file output must not name a folder (else the error would name a temp file)."""
+    from pathlib import Path
+
+    if path is not None and Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file path")
+
+
+def read_report_file(path: str):
+    """load_report with the file's own problems (folder, binary, unreadable) named."""
+    from pathlib import Path
+
+    from distill_audit.errors import DataError
+    from distill_audit.report.build import load_report
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{path}: is a folder; give a report.json written by scan")
+    if p.is_file():
+        try:
+            p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not a JSON report (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8)") from None
+    return load_report(p)
 
 
 def _version_callback(value: bool) -> None:
@@ -143,7 +169,8 @@ def _run(argv: list[str]) -> int:
         config_path, config_variable = find_config(argv, command_name)
         config = load_yaml_config(config_path, config_variable) if config_path else None
         params = {name: {p.name for p in cmd.params if p.name} for name, cmd in commands.items()}
-        default_map = build_default_map(list(params), params, config)
+        multiple = {name: {p.name for p in cmd.params if p.name and getattr(p, "multiple", False)} for name, cmd in commands.items()}
+        default_map = build_default_map(list(params), params, config, multiple=multiple)
         result = command.main(
             args=argv,
             prog_name="distill-audit",
