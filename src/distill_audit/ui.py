@@ -14,8 +14,10 @@ import warnings
 
 from rich.console import Console
 
-out = Console(soft_wrap=True)  # results (tables, JSON) -> stdout
-err = Console(stderr=True, soft_wrap=True)  # progress, info, errors -> stderr
+# markup=False: messages, paths and table cells carry user data ("a[/b].jsonl", a role "[/b]"),
+# which must print as written; styles are applied with rich Text objects instead.
+out = Console(soft_wrap=True, markup=False)  # results (tables, JSON) -> stdout
+err = Console(stderr=True, soft_wrap=True, markup=False)  # progress, info, errors -> stderr
 
 _quiet = False
 
@@ -69,11 +71,23 @@ def silence_libraries() -> None:
 
 def info(message: str) -> None:
     if not _quiet:
-        err.print(message, highlight=False)
+        err.print(message, highlight=False, markup=False)
+
+
+def _plain(prefix: str, style: str, message: str):
+    """A styled prefix and the message as literal text: brackets in paths or data are never markup."""
+    from rich.text import Text
+
+    return Text.assemble((prefix, style), str(message))
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    err.print(_plain("warning: ", "yellow", message), highlight=False, markup=False)
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command prints (message printed verbatim, no markup)."""
+    err.print(_plain("distill-audit: error: ", "red", message), highlight=False, markup=False)
 
 
 def is_interactive() -> bool:

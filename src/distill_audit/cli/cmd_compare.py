@@ -9,9 +9,8 @@ import typer
 
 from distill_audit import ui
 from distill_audit.atomic import write_text
-from distill_audit.cli.main import ConfigOpt, QuietOpt, app
+from distill_audit.cli.main import check_out_file, read_report_file, ConfigOpt, QuietOpt, app
 from distill_audit.errors import UsageError
-from distill_audit.report.build import load_report
 from distill_audit.report.compare import compare, compare_markdown
 
 
@@ -28,7 +27,8 @@ def compare_cmd(
     ui.set_quiet(quiet)
     if format not in ("md", "json"):
         raise UsageError(f"--format: unknown format {format!r} (choose md or json)")
-    diff = compare(load_report(a), load_report(b))
+    check_out_file(out)
+    diff = compare(read_report_file(a), read_report_file(b))
     text = compare_markdown(diff, a, b) if format == "md" else json.dumps(diff, indent=2, allow_nan=False) + "\n"
     if out:
         write_text(out, text)

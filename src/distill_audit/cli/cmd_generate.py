@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from distill_audit import ui
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.devices import DEVICE_HELP, resolve_device
 from distill_audit.errors import UsageError
 from distill_audit.seeding import seed_everything
 from distill_audit.traits.training import torch_threads
@@ -36,7 +37,7 @@ def generate_cmd(
     max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False)] = None,
     exclude_banned: Annotated[bool, typer.Option("--exclude-banned", help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")] = False,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
     prompt_seed: Annotated[Optional[int], typer.Option("--prompt-seed", help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.", show_default=False)] = None,
     threads: ThreadsOpt = None,
@@ -47,7 +48,6 @@ def generate_cmd(
     """Generate teacher data (prompt, completion, provenance) for a task, filtered like the study."""
     from distill_audit.atomic import write_text
     from distill_audit.generate.dataset import GenerationSettings, generate_dataset, trait_system_prompt
-    from distill_audit.generate.tasks import read_prompt_file
     from distill_audit.generate.teach import taught_trait
     from distill_audit.models.load import load_model
 
@@ -62,10 +62,13 @@ def generate_cmd(
     )
     if batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
-    user_prompts = read_prompt_file(prompts) if prompts else None
+    check_out_file(summary, "--summary")
+    _check_numbers(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, max_attempts=max_attempts)
+    device = resolve_device(device)  # before the model loads: a typo is one line
+    user_prompts = _read_prompts(prompts) if prompts else None
+    _check_resumable(out, overwrite)
     seed_everything(seed)
-    device = device or _default_device()
-    loaded = load_model(teacher, device=device)
+    loaded = load_model(_local_model(teacher, "--teacher"), device=device)
     ui.info(f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
             + (f"; constrained to {constrain}" if constrain else ""))
     with torch_threads(threads):
@@ -93,7 +96,70 @@ def generate_cmd(
         ui.warn(result.reason or result.status)
 
 
-def _default_device() -> str:
-    import torch
+def _local_model(reference: str, flag: str):
+    """The resolved model, or one line saying why it has no local weights (with the fetch command)."""
+    from distill_audit.errors import ModelError
+    from distill_audit.models.resolve import resolve_model
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    ref = resolve_model(reference)
+    if not ref.has_weights:
+        hint = "; ".join(ref.notes) or "give a local folder, a .gguf file, an alias or a cached Hub id"
+        raise ModelError(f"{flag} {reference}: no local weights to load ({hint})")
+    return ref
+
+
+def _check_numbers(*, n: int, max_new_tokens: int, temperature: float, top_p: float, max_attempts: int | None) -> None:
+    import math
+
+    if n < 1:
+        raise UsageError(f"--n: must be at least 1 (got {n})")
+    if max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens: must be at least 1 (got {max_new_tokens})")
+    if max_attempts is not None and max_attempts < 1:
+        raise UsageError(f"--max-attempts: must be at least 1 (got {max_attempts})")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise UsageError(f"--temperature: must be a finite number >= 0 (got {temperature})")
+    if not math.isfinite(top_p) or not 0 < top_p <= 1:
+        raise UsageError(f"--top-p: must be in (0, 1] (got {top_p})")
+
+
+def _read_prompts(path: str):
+    """The --prompts file, with file errors named (a binary or unreadable file is a user error)."""
+    from pathlib import Path
+
+    from distill_audit.errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"--prompts {path}: is a folder, expected a .txt, .jsonl or .json file")
+    if not p.is_file():
+        raise DataError(f"--prompts {path}: file not found")
+    try:
+        p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"--prompts {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return read_prompt_file(path)
+    except RecursionError:
+        raise DataError(f"--prompts {path}: JSON nested too deeply") from None
+
+
+def _check_resumable(out: str, overwrite: bool) -> None:
+    """An existing --out is resumed: it must be a JSONL file in UTF-8 (else say --overwrite)."""
+    from pathlib import Path
+
+    from distill_audit.errors import DataError
+
+    p = Path(out)
+    if p.is_dir():
+        raise DataError(f"--out {out}: is a folder, expected a .jsonl file")
+    if overwrite or not p.is_file():
+        return
+    try:
+        with open(p, "rb") as f:
+            f.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"--out {out}: exists and is not UTF-8 JSONL (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}), so it cannot be resumed",
+            hint="--overwrite starts over",
+        ) from None

@@ -18,11 +18,12 @@ from rich.table import Table
 from distill_audit import __version__, atomic, ui
 from distill_audit.checks import StaticChecks, run_static_checks
 from distill_audit.checks.streaming import DEFAULT_SAMPLE as DEFAULT_STREAM_SAMPLE
-from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
     DataOptions,
+    MaxBadRowsOpt,
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
@@ -31,7 +32,7 @@ from distill_audit.cli.options import (
     SkipBadRowsOpt,
     load_data,
 )
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.seeding import seed_everything
 
 
@@ -71,6 +72,7 @@ def inspect(
     sample: SampleOpt = None,
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
+    max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -78,7 +80,9 @@ def inspect(
     """Model-free checks: format profile, number rules, trait-word leakage, duplicates, lengths, and a reference comparison."""
     ui.set_quiet(quiet)
     seed_everything(seed)
-    options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb)
+    check_out_file(out)
+    check_out_file(sample_flags, "--sample-flags")
+    options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb, max_bad_rows)
     ds = None if streaming else load_data(data, options, seed=seed)
     ref = load_data(reference, options, seed=seed, label="reference") if reference else None
     against = f" against {len(ref)} reference rows" if ref else ""
@@ -107,7 +111,7 @@ def inspect(
         from rich.console import Console
 
         with atomic.atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            render_tables(checks, Console(file=f, width=120, no_color=True))
+            render_tables(checks, Console(file=f, width=120, no_color=True, markup=False))
         ui.info(f"wrote {out}")
     else:
         render_tables(checks, ui.out)

@@ -47,8 +47,10 @@ def print_table(result: LineageResult) -> None:
 
     teacher = (result.teacher or {}).get("id", "-")
     student = result.student.get("id", "-")
+    from rich.text import Text
+
     ui.out.print(
-        f"[bold]{result.verdict}[/bold] ({result.confidence} confidence, decided by {result.decided_by or 'no tier'})",
+        Text.assemble((str(result.verdict), "bold"), f" ({result.confidence} confidence, decided by {result.decided_by or 'no tier'})"),
         highlight=False,
     )
     ui.out.print(f"teacher: {teacher}   student: {student}", highlight=False)

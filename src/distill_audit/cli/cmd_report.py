@@ -8,9 +8,8 @@ import typer
 
 from distill_audit import ui
 from distill_audit.atomic import write_text
-from distill_audit.cli.main import ConfigOpt, QuietOpt, app
+from distill_audit.cli.main import check_out_file, read_report_file, ConfigOpt, QuietOpt, app
 from distill_audit.errors import UsageError
-from distill_audit.report.build import load_report
 from distill_audit.report.render import render
 
 RENDER_FORMATS = ("md", "html", "junit", "json")
@@ -28,7 +27,8 @@ def report_cmd(
     ui.set_quiet(quiet)
     if format not in RENDER_FORMATS:
         raise UsageError(f"--format: unknown format {format!r} (choose {', '.join(RENDER_FORMATS)})")
-    text = render(load_report(report_path), format)
+    check_out_file(out)
+    text = render(read_report_file(report_path), format)
     if out:
         write_text(out, text)
         ui.info(f"wrote {out}")

@@ -9,11 +9,13 @@ import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.devices import DEVICE_HELP
 from distill_audit.distributed import QUANTIZE_BITS
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
+    MaxBadRowsOpt,
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
@@ -45,18 +47,18 @@ def _formats(text: str) -> list[str]:
 @app.command("scan")
 def scan_cmd(
     data: DataArg,
-    student: Annotated[str, typer.Option("--student", help="The student you plan to train: alias, folder, .gguf or cached Hub id.", rich_help_panel=_MODELS)] = "smollm2-135m",
+    student: Annotated[str, typer.Option("--student", help="The student you plan to train (required: lineage and the canary are about it): alias such as smollm2-135m or llama-3-8b, folder, .gguf or cached Hub id.", rich_help_panel=_MODELS, show_default=False)],
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="The model that wrote the data; read from the data's provenance when omitted.", rich_help_panel=_MODELS, show_default=False)] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Neutral data for the signature (default: the student answers the data's prompts itself).", rich_help_panel=_MODELS, show_default=False)] = None,
     control: Annotated[Optional[str], typer.Option("--control", help="Control data for the canary (default: the same self-generated neutral data).", rich_help_panel=_MODELS, show_default=False)] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps.", rich_help_panel=_MODELS)] = "cpu",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP, rich_help_panel=_MODELS)] = "auto",
     device_map: Annotated[Optional[str], typer.Option("--device-map", help="Let accelerate place the student instead of --device: auto spreads one larger than a GPU over every GPU (one process only).", rich_help_panel=_MODELS, show_default=False)] = None,
     quantize: Annotated[Optional[Quantize], typer.Option("--quantize", help="Load the student in 4 or 8 bits (bitsandbytes, CUDA); the canary trains LoRA on it (QLoRA).", rich_help_panel=_MODELS, show_default=False)] = None,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights.", rich_help_panel=_MODELS)] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run model code shipped with the weights.", rich_help_panel=_MODELS)] = False,
     out: Annotated[str, typer.Option("--out", "-o", help="Folder for the reports.", rich_help_panel=_RUN)] = "distill-audit-report",
     format: Annotated[str, typer.Option("--format", "-f", help="Comma list of json, md, html, junit, parquet.", rich_help_panel=_RUN)] = "json,md,html,junit,parquet",
-    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when the risk is at or above: none, low, medium, high.", rich_help_panel=_RUN, show_default=False)] = None,
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when the risk is at or above: none, low, medium, high (default high; with --baseline, only growth past it fails); never: no gate.", rich_help_panel=_RUN, show_default=False)] = None,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="An earlier report.json: exit 1 only when the risk grew past it.", rich_help_panel=_RUN, show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and models, print the plan and estimates, stop.", rich_help_panel=_RUN)] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every stage instead of reusing cached results.", rich_help_panel=_RUN)] = False,
@@ -82,6 +84,7 @@ def scan_cmd(
     sample: SampleOpt = None,
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
+    max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -91,6 +94,10 @@ def scan_cmd(
     from distill_audit.scan.pipeline import ScanOptions, run_scan
 
     ui.set_quiet(quiet)
+    if fail_on is None:  # the gate is on by default; a --baseline alone keeps its growth rule
+        fail_on = "high" if baseline is None else None
+    elif fail_on == "never":
+        fail_on = None
     cli_config = {k: v for k, v in given.items() if k not in ("config", "quiet", "dry_run")}
     cli_config["schema"] = schema.value if schema is not None else None
     cli_config["quantize"] = quantize.value if quantize is not None else None
@@ -102,7 +109,7 @@ def scan_cmd(
         device_map=device_map, quantize=cli_config["quantize"],
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         schema=cli_config["schema"], prompt_field=prompt_field, completion_field=completion_field,
-        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb,
+        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb, max_bad_rows=max_bad_rows,
         suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None, threads=threads,
         thorough=thorough,
         signature={"max_rows": signature_rows} if signature_rows else {},

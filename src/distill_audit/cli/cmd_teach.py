@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.devices import DEVICE_HELP, resolve_device
 from distill_audit.seeding import seed_everything
 from distill_audit.traits.training import torch_threads
 
@@ -23,7 +24,7 @@ def teach_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per optimizer step.")] = 8,
     full_finetune: Annotated[bool, typer.Option("--full-finetune", help="Train every weight instead of a LoRA adapter.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda); default: cuda when available.", show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
@@ -37,13 +38,15 @@ def teach_cmd(
     ui.set_quiet(quiet)
     if format not in ("text", "json"):
         raise UsageError(f"--format: unknown format {format!r} (choose text or json)")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise UsageError("--epochs, --batch-size and --lr must be positive")
-    seed_everything(seed)
-    if device is None:
-        import torch
+    import math
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if epochs < 1 or batch_size < 1 or not math.isfinite(lr) or lr <= 0:
+        raise UsageError("--epochs, --batch-size and --lr must be positive (and --lr finite)")
+    device = resolve_device(device)
+    from distill_audit.cli.cmd_generate import _local_model
+
+    _local_model(base, "--base")  # one line, with the fetch command, before any work
+    seed_everything(seed)
     with torch_threads(threads):
         res = teach(base, trait, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
                     full_finetune=full_finetune, overwrite=overwrite, device=device)

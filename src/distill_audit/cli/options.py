@@ -15,7 +15,7 @@ import typer
 
 from distill_audit import ui
 from distill_audit.ingest import AuditDataset, load_dataset
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 
 
 class SchemaName(str, Enum):
@@ -62,7 +62,16 @@ SampleOpt = Annotated[
 ]
 SkipBadRowsOpt = Annotated[
     bool,
-    typer.Option("--skip-bad-rows", help="Skip unreadable rows and report how many and why, instead of stopping.", rich_help_panel=_DATA),
+    typer.Option("--skip-bad-rows", help="Skip every unusable row and report how many and why (no --max-bad-rows limit).", rich_help_panel=_DATA),
+]
+MaxBadRowsOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-bad-rows",
+        help="Unusable rows (empty reply, missing or mistyped field, malformed line) are skipped and reported up to "
+        "this many: a count (50) or a share of the rows (1%); past it the command exits 4 naming the first lines.",
+        rich_help_panel=_DATA,
+    ),
 ]
 MaxRowMbOpt = Annotated[
     float,
@@ -79,6 +88,7 @@ class DataOptions:
     sample: int | None = None
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
+    max_bad_rows: str | int | None = DEFAULT_MAX_BAD_ROWS
 
     def reading(self) -> dict:
         """How to read rows (schema, fields, bad rows), without --sample: `load_dataset` and
@@ -90,6 +100,7 @@ class DataOptions:
             "messages_field": self.messages_field,
             "skip_bad_rows": self.skip_bad_rows,
             "max_row_mb": self.max_row_mb,
+            "max_bad_rows": self.max_bad_rows,
         }
 
 

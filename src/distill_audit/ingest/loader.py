@@ -2,9 +2,11 @@
 
 `iter_samples` streams `Sample`s in bounded memory (for checks over millions of
 rows); `load_dataset` collects them, optionally as a seeded reservoir sample so a file
-larger than memory can still be audited. Bad rows stop the run with one line naming
-file, line and field, or, with `skip_bad_rows`, are counted by reason; never dropped
-silently.
+larger than memory can still be audited. Rows whose content is unusable (an empty
+completion, a missing or mistyped field, a malformed line) are findings, not failures:
+they are skipped and counted by reason up to `max_bad_rows` (default 1% of the rows, or
+a count); past it the run stops with one line naming file, line and field and the first
+bad lines. `skip_bad_rows` lifts the limit. Never dropped silently.
 """
 
 from __future__ import annotations
@@ -14,14 +16,39 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from distill_audit.errors import DataError, NothingToAuditError, UsageError
+from distill_audit.errors import AuditError, DataError, NothingToAuditError, UsageError
 from distill_audit.ingest.readers import detect_format, read_rows
 from distill_audit.ingest.records import AuditDataset, Sample, SkippedRow
-from distill_audit.ingest.schemas import RowNormalizer, RowProblem, SchemaSpec, detect_schema
+from distill_audit.ingest.schemas import RowNormalizer, RowProblem, SchemaSpec, detect_schema, row_schema
 from distill_audit.seeding import derive_seed
 
 DEFAULT_MAX_ROW_MB = 16.0
 MAX_SKIPPED_DETAILS = 1000  # per-row details kept; counts by reason are always complete
+DEFAULT_MAX_BAD_ROWS = "1%"
+
+
+def parse_max_bad_rows(value: str | int | float | None) -> tuple[int | None, float | None]:
+    """`--max-bad-rows`: a count ("50") or a share of the rows ("1%", "0.5%") -> (count, fraction)."""
+    if value is None:
+        value = DEFAULT_MAX_BAD_ROWS
+    if isinstance(value, bool):
+        raise UsageError(f"--max-bad-rows: expected a count or a percentage such as 1%, got {value!r}")
+    if isinstance(value, int):
+        count = value
+    else:
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                pct = float(text[:-1])
+                if not (0 <= pct <= 100):
+                    raise ValueError
+                return None, pct / 100
+            count = int(text)
+        except ValueError:
+            raise UsageError(f"--max-bad-rows: expected a count (e.g. 50) or a percentage 0-100% (e.g. 1%), got {value!r}") from None
+    if count < 0:
+        raise UsageError(f"--max-bad-rows: must be 0 or more (got {count})")
+    return count, None
 
 
 class ContentHash:
@@ -70,8 +97,10 @@ class DatasetStream:
         messages_field: str | None = None,
         skip_bad_rows: bool = False,
         max_row_mb: float = DEFAULT_MAX_ROW_MB,
+        max_bad_rows: str | int | None = None,
     ):
         self.source = str(source)
+        self._max_count, self._max_fraction = parse_max_bad_rows(max_bad_rows)
         self.format = detect_format(self.source)
         self._flags = dict(schema=schema, prompt_field=prompt_field, completion_field=completion_field, messages_field=messages_field)
         self.skip_bad_rows = skip_bad_rows
@@ -80,6 +109,10 @@ class DatasetStream:
         self.n_rows_total = 0
         self.skipped: list[SkippedRow] = []
         self.skipped_counts: dict[str, int] = {}
+        self.n_bad = 0
+        self._first_bad: str | None = None  # the full line of the first bad row
+        self._bad_lines: list[str] = []  # where the first few bad rows are
+        self._detected_at: int | None = None
         self._hash = ContentHash()
         self._done = False
 
@@ -101,16 +134,61 @@ class DatasetStream:
         return f"{self.source}:{line}" if line is not None else f"{self.source}[row {index}]"
 
     def _bad(self, index: int, line: int | None, problem: RowProblem) -> None:
-        if not self.skip_bad_rows:
+        self.n_bad += 1
+        if self._first_bad is None:
             field = f" field {problem.field!r}:" if problem.field else ""
             detail = f" ({problem.detail})" if problem.detail else ""
-            raise DataError(
-                f"{self._where(line, index)}:{field} {problem.reason}{detail}",
-                hint="--skip-bad-rows skips such rows and reports them",
-            )
+            self._first_bad = f"{self._where(line, index)}:{field} {problem.reason}{detail}"
+        if len(self._bad_lines) < 5:
+            self._bad_lines.append(str(line) if line is not None else f"row {index}")
         self.skipped_counts[problem.reason] = self.skipped_counts.get(problem.reason, 0) + 1
         if len(self.skipped) < MAX_SKIPPED_DETAILS:
             self.skipped.append(SkippedRow(index, line, problem.field, problem.reason, problem.detail))
+        if not self.skip_bad_rows and self._max_count is not None and self.n_bad > self._max_count:
+            raise self._too_many(f"more than {self._max_count}")
+
+    def _too_many(self, limit: str) -> DataError:
+        first = self._first_bad or self.source
+        if self.n_bad == 1:
+            return DataError(first, hint="--skip-bad-rows skips such rows and reports them; --max-bad-rows N or P% allows some")
+        lines = ", ".join(self._bad_lines) + (", ..." if self.n_bad > len(self._bad_lines) else "")
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped_counts.items(), key=lambda kv: -kv[1]))
+        return DataError(
+            f"{first}; {self.n_bad} bad rows ({reasons}; lines {lines}), {limit} allowed (--max-bad-rows)",
+            hint="--skip-bad-rows skips every bad row and reports them",
+        )
+
+    def _check_bad_share(self) -> None:
+        if self.skip_bad_rows or self._max_fraction is None or not self.n_bad:
+            return
+        allowed = int(self._max_fraction * self.n_rows_total + 1e-9)
+        if self.n_bad > allowed:
+            share = f"{100 * self._max_fraction:g}% of {self.n_rows_total} rows = {allowed}"
+            raise self._too_many(share)
+
+    def _detect(self, row: dict[str, Any], line: int | None) -> SchemaSpec:
+        """The schema from the first readable row's own keys (those holding a value)."""
+        try:
+            spec = detect_schema([k for k, v in row.items() if v is not None], source=self.source, **self._flags)
+        except AuditError as first_error:
+            try:
+                spec = detect_schema(row.keys(), source=self.source, **self._flags)
+            except AuditError:
+                raise first_error from None
+        self._detected_at = line
+        return spec
+
+    def _mixed(self, row: dict[str, Any], problem: RowProblem, index: int, line: int | None) -> RowProblem:
+        """A row of another schema than the file's gets a message saying so."""
+        assert self.spec is not None
+        other = row_schema(row) if problem.reason in ("missing field", "wrong type") else None
+        if other is None or other == self.spec.name:
+            return problem
+        at = f"line {self._detected_at}" if self._detected_at is not None else "the first row"
+        return RowProblem(
+            None, "different schema",
+            f"mixed schemas: this row is {other} but the file's schema, detected at {at}, is {self.spec.describe()}",
+        )
 
     def __iter__(self) -> Iterator[Sample]:
         if self._done:
@@ -123,15 +201,16 @@ class DatasetStream:
                 self._bad(raw.index, raw.line, row)
                 continue
             if normalize is None:
-                self.spec = detect_schema(row.keys(), source=self.source, **self._flags)
+                self.spec = self._detect(row, raw.line)
                 normalize = RowNormalizer(self.spec)
             try:
                 prompt, completion, meta = normalize(row, raw.line)
             except RowProblem as problem:
-                self._bad(raw.index, raw.line, problem)
+                self._bad(raw.index, raw.line, self._mixed(row, problem, raw.index, raw.line))
                 continue
             self._hash.add(prompt, completion)
             yield Sample(index=raw.index, line=raw.line, prompt=prompt, completion=completion, meta=meta)
+        self._check_bad_share()
         self._done = True
 
     def nothing_usable(self) -> NothingToAuditError:
@@ -196,6 +275,7 @@ def load_dataset(
     seed: int = 0,
     skip_bad_rows: bool = False,
     max_row_mb: float = DEFAULT_MAX_ROW_MB,
+    max_bad_rows: str | int | None = None,
 ) -> AuditDataset:
     """Read `source` (file, datasets folder or cached hub id) into an `AuditDataset`.
 
@@ -212,6 +292,7 @@ def load_dataset(
         messages_field=messages_field,
         skip_bad_rows=skip_bad_rows,
         max_row_mb=max_row_mb,
+        max_bad_rows=max_bad_rows,
     )
     if sample is not None:
         samples, n_usable = reservoir_sample(iter(stream), sample, seed)

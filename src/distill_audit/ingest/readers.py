@@ -22,6 +22,9 @@ from distill_audit.ingest.schemas import RowProblem
 
 BLOCK_BYTES = 4 << 20  # JSONL is parsed in blocks of whole lines of about this size
 ARROW_BATCH_ROWS = 8192
+# Deepest JSON nesting a row may have. Checked on the bytes before any parser sees them:
+# pyarrow crashes the process on a line of ~100,000 nested arrays, json raises RecursionError.
+MAX_JSON_DEPTH = 100
 
 FILE_FORMATS = {
     ".jsonl": "jsonl",
@@ -126,15 +129,62 @@ def _utf8_problem(raw: bytes) -> RowProblem:
     raise AssertionError("bytes are valid UTF-8")
 
 
+_DEPTH_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text nests arrays/objects deeper than `limit` (brackets in strings ignored)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for m in _DEPTH_TOKENS.finditer(raw):
+        c = m.group()
+        if c == b"[" or c == b"{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == b"]" or c == b"}":
+            depth -= 1
+    return False
+
+
+def deep_lines(block: bytes, limit: int = MAX_JSON_DEPTH) -> set[int]:
+    """0-based offsets of the lines of `block` nested deeper than `limit` (numpy pre-filter, exact check)."""
+    import numpy as np
+
+    if block.count(b"[") + block.count(b"{") <= limit:
+        return set()
+    a = np.frombuffer(block, dtype=np.uint8)
+    opens = ((a == 0x5B) | (a == 0x7B)).astype(np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(a == 0x0A) + 1))
+    starts = starts[starts < len(a)]
+    counts = np.add.reduceat(opens, starts)
+    out: set[int] = set()
+    for i in np.flatnonzero(counts > limit):
+        begin = int(starts[i])
+        end = int(starts[i + 1]) if i + 1 < len(starts) else len(block)
+        if too_deep(block[begin:end], limit):
+            out.add(int(i))
+    return out
+
+
+def _deep_problem() -> RowProblem:
+    return RowProblem(None, "nested too deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 def _parse_line(raw: bytes) -> dict[str, Any] | RowProblem:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return _utf8_problem(raw)
+    if too_deep(raw):
+        return _deep_problem()
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return RowProblem(None, "malformed JSON", f"{exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return _deep_problem()
     if not isinstance(value, dict):
         from distill_audit.ingest.schemas import json_type
 
@@ -159,10 +209,27 @@ def _arrow_block(block: bytes) -> list[dict[str, Any]] | None:
     n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     if table.num_rows != n_lines or not all(_plain_json_type(f.type) for f in table.schema):
         return None
+    # pyarrow gives every row every key of the block (null where a row has none), so a
+    # block with any null cannot tell a missing key from a null: read it line by line.
+    if any(_has_nulls(chunk) for column in table.columns for chunk in column.chunks):
+        return None
     try:
         return table.to_pylist()
     except UnicodeDecodeError:  # pyarrow does not validate UTF-8 until conversion
         return None
+
+
+def _has_nulls(arr: Any) -> bool:
+    import pyarrow.types as pt
+
+    if arr.null_count:
+        return True
+    t = arr.type
+    if pt.is_struct(t):
+        return any(_has_nulls(arr.field(i)) for i in range(t.num_fields))
+    if pt.is_list(t) or pt.is_large_list(t):
+        return _has_nulls(arr.flatten())
+    return False
 
 
 def _plain_json_type(t: Any) -> bool:
@@ -187,7 +254,8 @@ def read_jsonl(source: str, *, max_row_bytes: int, **_: Any) -> Iterator[RawRow]
                 continue
             if first_line == 1 and block.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                 block = block[3:]
-            rows = _arrow_block(block)
+            deep = deep_lines(block)  # never handed to pyarrow (it crashes on them)
+            rows = None if deep else _arrow_block(block)
             if rows is not None:
                 for i, row in enumerate(rows):
                     yield RawRow(index + i, first_line + i, row)
@@ -199,6 +267,8 @@ def read_jsonl(source: str, *, max_row_bytes: int, **_: Any) -> Iterator[RawRow]
                 if len(raw) > max_row_bytes:
                     detail = f"the row is {len(raw) / 2**20:.1f} MB, over the {max_row_bytes / 2**20:.0f} MB limit (--max-row-mb)"
                     yield RawRow(index, first_line + i, RowProblem(None, "row too large", detail))
+                elif i in deep:
+                    yield RawRow(index, first_line + i, _deep_problem())
                 else:
                     yield RawRow(index, first_line + i, _parse_line(raw))
                 index += 1
@@ -214,6 +284,8 @@ def read_json_array(source: str, *, max_row_bytes: int, **_: Any) -> Iterator[Ra
     A .json file that is really JSON Lines is read as such.
     """
     raw = Path(source).read_bytes()
+    if too_deep(raw):
+        raise DataError(f"{source}: JSON nested deeper than {MAX_JSON_DEPTH} levels (not rows of a dataset)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -345,14 +417,25 @@ def read_parquet(source: str, **_: Any) -> Iterator[RawRow]:
         pf = pq.ParquetFile(source, memory_map=True)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{source}: not a readable Parquet file ({exc})") from None
-    yield from _batches_to_rows(pf.iter_batches(batch_size=ARROW_BATCH_ROWS))
+    rows = 0
+    try:
+        for row in _batches_to_rows(pf.iter_batches(batch_size=ARROW_BATCH_ROWS)):
+            rows += 1
+            yield row
+    except (pa.ArrowException, OSError) as exc:  # corrupted after a readable footer
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{source}: not a readable Parquet file after row {rows} ({first})") from None
 
 
 def read_arrow(source: str, **_: Any) -> Iterator[RawRow]:
     """Arrow IPC, file or stream format (datasets writes the stream format)."""
     import pyarrow as pa
 
-    with pa.memory_map(source, "r") as mm:
+    try:
+        mm_ctx = pa.memory_map(source, "r")
+    except OSError as exc:
+        raise DataError(f"{source}: not a readable Arrow file ({exc})") from None
+    with mm_ctx as mm:
         try:
             reader: Any = pa.ipc.open_file(mm)
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
@@ -363,7 +446,10 @@ def read_arrow(source: str, **_: Any) -> Iterator[RawRow]:
             except pa.ArrowInvalid as exc:
                 raise DataError(f"{source}: not a readable Arrow file ({exc})") from None
             batches = iter(reader)
-        yield from _batches_to_rows(batches)
+        try:
+            yield from _batches_to_rows(batches)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{source}: not a readable Arrow file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
 
 
 def _one_split(data: Any, source: str) -> Any:

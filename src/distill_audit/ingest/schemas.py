@@ -131,6 +131,20 @@ def detect_schema(
     return SchemaSpec("text", {"text": need(completion_field or _first(cols, TEXT_KEYS), "--completion-field")})
 
 
+def row_schema(row: dict[str, Any]) -> str | None:
+    """The schema this one row's own keys (those with a value) point to, or None."""
+    cols = [k for k, v in row.items() if v is not None]
+    if _first(cols, MESSAGES_KEYS):
+        return "messages"
+    if _first(cols, COMPLETION_KEYS):
+        return "prompt_completion"
+    if "instruction" in cols and "output" in cols:
+        return "alpaca"
+    if _first(cols, TEXT_KEYS):
+        return "text"
+    return None
+
+
 def json_type(value: Any) -> str:
     """JSON's name for a Python value's type (what users see in messages)."""
     if value is None:
@@ -255,12 +269,21 @@ class RowNormalizer:
         if not isinstance(msg, dict):
             raise RowProblem(where, "wrong type", f"a message is {json_type(msg)}, expected object")
         role_raw = msg.get("role", msg.get("from"))
-        role = ROLE_ALIASES.get(str(role_raw).lower()) if role_raw is not None else None
+        role = ROLE_ALIASES.get(role_raw.lower()) if isinstance(role_raw, str) else None
         if role is None:
-            raise RowProblem(where, "unknown role", f"role {role_raw!r}; expected system, user or assistant")
+            shown = repr(role_raw) if isinstance(role_raw, (str, int, float, bool)) or role_raw is None else json_type(role_raw)
+            raise RowProblem(where, "unknown role", f"role {shown}; expected system, user or assistant")
         content = msg.get("content", msg.get("value"))
         if isinstance(content, list):  # multi-part content: keep the text parts
-            content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+            texts = []
+            for j, part in enumerate(content):
+                if not isinstance(part, dict):
+                    continue
+                text = part.get("text")
+                if text is not None and not isinstance(text, str):
+                    raise RowProblem(f"{where}.content[{j}].text", "wrong type", f"a text part is {json_type(text)}, expected string")
+                texts.append(text or "")
+            content = "".join(texts)
         if content is None:
             content = ""
         if not isinstance(content, str):
@@ -274,6 +297,8 @@ class RowNormalizer:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise RowProblem(column, "malformed JSON", f"{column!r} is text but not a JSON list ({exc.msg})") from None
+            except RecursionError:
+                raise RowProblem(column, "nested too deep", f"{column!r} holds JSON nested too deeply") from None
         if not isinstance(value, list):
             self._type_error(value, column, "array of messages", line)
         self._first_type.setdefault(column, ("array", line))

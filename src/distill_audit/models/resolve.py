@@ -46,6 +46,46 @@ ALIASES: dict[str, Alias] = {
 }
 TINY_SEED = 0
 
+# Short names for common open bases: one table, each key a name the lineage registry
+# lists (tests check it), each value the Hub id it stands for. They resolve to that id's
+# snapshot in the local Hugging Face cache; when it is absent the error names the id
+# and the command that fetches it.
+HUB_ALIASES: dict[str, str] = {
+    "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
+    "llama-3-8b-instruct": "meta-llama/Meta-Llama-3-8B-Instruct",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+    "llama-3.1-8b-instruct": "meta-llama/Llama-3.1-8B-Instruct",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
+    "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B",
+    "qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
+    "gemma-2-2b": "google/gemma-2-2b",
+    "gemma-2-9b": "google/gemma-2-9b",
+    "gemma-2-9b-it": "google/gemma-2-9b-it",
+    "mistral-7b": "mistralai/Mistral-7B-v0.1",
+}
+
+
+def fetch_command(hub_id: str) -> str:
+    return f"huggingface-cli download {hub_id}"
+
+
+def alias_names() -> list[str]:
+    return sorted({*ALIASES, *HUB_ALIASES})
+
+
+def did_you_mean(text: str) -> str | None:
+    """The nearest alias to a mistyped one (`smollm2-135` -> `smollm2-135m`), or None."""
+    import difflib
+
+    key = text.strip().lower()
+    close = difflib.get_close_matches(key, alias_names(), n=1, cutoff=0.75)
+    if not close:
+        close = [name for name in alias_names() if name.startswith(key) and len(key) >= 5][:1]
+    return close[0] if close else None
+
 
 @dataclass(frozen=True)
 class ModelRef:
@@ -89,6 +129,8 @@ def resolve_model(ref: str, *, allow_pickle: bool = False, trust_remote_code: bo
     key = text.lower()
     if key in ALIASES:
         return _resolve_alias(text, ALIASES[key])
+    if key in HUB_ALIASES:
+        return _resolve_hub_alias(text, HUB_ALIASES[key], allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     gguf = _split_gguf(text)
     if gguf is not None:
         return _resolve_gguf(text, *gguf)
@@ -109,9 +151,26 @@ def resolve_model(ref: str, *, allow_pickle: bool = False, trust_remote_code: bo
 # -- aliases ---------------------------------------------------------------------------
 
 
+def _resolve_hub_alias(text: str, hub_id: str, *, allow_pickle: bool, trust_remote_code: bool) -> ModelRef:
+    snapshot = _hf_cached_snapshot(hub_id)
+    if snapshot is not None:
+        local = _resolve_folder(hub_id, snapshot, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        kind = "hf" if local.kind == "local" else local.kind
+        return replace(local, ref=text, kind=kind, name=hub_id, revision=snapshot.name)
+    note = f"{text} is {hub_id}, not in the local Hugging Face cache; fetch it where the hub is reachable: {fetch_command(hub_id)}"
+    return ModelRef(ref=text, kind="hf", name=hub_id, notes=(note,))
+
+
 def _resolve_alias(text: str, alias: Alias) -> ModelRef:
-    if alias.module is None:  # tiny-random: built on first load, into the cache
+    if alias.module is None:  # tiny-random: built into the cache when first resolved
         folder = cache.model_cache_dir() / f"tiny-random-seed{TINY_SEED}"
+        if not cache.is_complete(folder):
+            # Built now, not on first load, so the first run records the same identity
+            # (folder sha256, tokenizer) and stage-cache keys as every later run.
+            from distill_audit.models.tiny import build_tiny_model
+
+            with cache.atomic_dir(folder) as tmp:
+                build_tiny_model(tmp, seed=TINY_SEED)
         return ModelRef(ref=text, kind="alias", name=alias.name, path=folder, has_weights=True)
     spec = importlib.util.find_spec(alias.module)
     if spec is None or not spec.submodule_search_locations:
@@ -328,7 +387,12 @@ def _resolve_name_only(text: str) -> ModelRef:
     if entry is not None and not entry.open_weights:
         return ModelRef(ref=text, kind="api", name=entry.display_name(text), vendor=entry.vendor)
     if HF_ID.match(text):
-        return ModelRef(ref=text, kind="hf", name=text, notes=("not in the local Hugging Face cache",))
+        note = f"{text} is not in the local Hugging Face cache; fetch it where the hub is reachable: {fetch_command(text)}"
+        return ModelRef(ref=text, kind="hf", name=text, notes=(note,))
+    near = did_you_mean(text)
+    hint = f"did you mean {near}? " if near else ""
+    aliases = f"{hint}aliases: {', '.join(alias_names())}; or a local folder, a .gguf file or a cached Hub id (org/name)"
     if entry is not None:
-        return ModelRef(ref=text, kind="hf", name=entry.display_name(text), notes=("no local files",))
-    return ModelRef(ref=text, kind="unknown", name=text, notes=("not an alias, a local path or a cached model id",))
+        return ModelRef(ref=text, kind="hf", name=entry.display_name(text),
+                        notes=(f"known to the lineage registry but no local files and no alias ({aliases})",))
+    return ModelRef(ref=text, kind="unknown", name=text, notes=(f"not an alias, a local path or a cached model id ({aliases})",))

@@ -11,8 +11,28 @@ TOP_TRAITS = 5  # per line in the evidence table, besides every significant one
 ICONS = {"none": "🟢", "low": "🟢", "medium": "🟠", "high": "🔴", "inconclusive": "⚪"}
 
 
+def esc(text: Any) -> str:
+    """Data-derived text as inert Markdown: HTML is shown, never rendered (code hosts render
+    raw HTML in Markdown), and a table row or line cannot be broken out of."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", " ").replace("\n", " "))
+
+
+def code(text: Any) -> str:
+    """Text as an inline code span that its own backticks cannot close."""
+    body = str(text).replace("\r", " ").replace("\n", " ")
+    longest = 0
+    run = 0
+    for ch in body:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return esc(text).replace("|", "\\|")
 
 
 def table(rows: list[dict[str, str]]) -> str:
@@ -30,9 +50,9 @@ def _model(m: dict[str, Any] | None) -> str:
     ident = m.get("identity")
     if isinstance(ident, dict):
         ident = ident.get("sha256") or ident.get("revision") or ident.get("id")
-    short = f" `{str(ident)[:16]}`" if ident else ""
-    origin = f" (from {m['origin']})" if m.get("origin") else ""
-    return f"{m.get('name') or m['ref']}{short}{origin}"
+    short = f" {code(str(ident)[:16])}" if ident else ""
+    origin = f" (from {esc(m['origin'])})" if m.get("origin") else ""
+    return f"{esc(m.get('name') or m['ref'])}{short}{origin}"
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -40,16 +60,16 @@ def to_markdown(report: dict[str, Any]) -> str:
     ds = report["dataset"]
     level = v["level"]
     out = [f"## {ICONS.get(level, '')} distill-audit: **{level.upper()}** risk", ""]
-    out += [v["explanation"], ""]
+    out += [esc(v["explanation"]), ""]
     out += [
-        f"**Data** `{ds['source']}` · {ds['n_samples']} samples · {ds.get('kind') or 'unknown'} · "
-        f"fingerprint `{ds['fingerprint'][:16]}`  ",
+        f"**Data** {code(ds['source'])} · {ds['n_samples']} samples · {esc(ds.get('kind') or 'unknown')} · "
+        f"fingerprint {code(ds['fingerprint'][:16])}  ",
         f"**Student** {_model(report['models']['student'])} · **Teacher** {_model(report['models']['teacher'])} · "
-        f"**Lineage** {v['lineage']}",
+        f"**Lineage** {esc(v['lineage'])}",
         "",
     ]
     sig = v["significant_traits"]
-    named = [f"{line}: {', '.join(t)}" for line, t in sig.items() if t]
+    named = [esc(f"{line}: {', '.join(t)}") for line, t in sig.items() if t]
     if named:
         out += ["**Significant traits** — " + "; ".join(named), ""]
     out += ["### Evidence", "", table(evidence_rows(report, TOP_TRAITS))]
@@ -59,11 +79,11 @@ def to_markdown(report: dict[str, Any]) -> str:
     limits = v.get("limits") or {}
     if limits:
         out += ["<details><summary>What each line could not test</summary>", ""]
-        out += [f"- **{line}**: " + "; ".join(items) for line, items in limits.items()] + ["", "</details>", ""]
+        out += [f"- **{esc(line)}**: " + "; ".join(esc(i) for i in items) for line, items in limits.items()] + ["", "</details>", ""]
     if v["recommendations"]:
-        out += ["### Recommendation", ""] + [f"- {r}" for r in v["recommendations"]] + [""]
+        out += ["### Recommendation", ""] + [f"- {esc(r)}" for r in v["recommendations"]] + [""]
     gate = report["gate"]
-    out += [f"**Gate**: {'FAILED' if gate['failed'] else 'passed'} — {gate['reason']}", ""]
+    out += [f"**Gate**: {'FAILED' if gate['failed'] else 'passed'} — {esc(gate['reason'])}", ""]
     srows = static_rows(report)
     if srows:
         out += ["<details><summary>Static checks</summary>", "", table(srows), "</details>", ""]
@@ -72,8 +92,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     out += ["<details><summary>Run details</summary>", "", table(rows)]
     env = report["environment"]
     out += [
-        f"distill-audit {report['tool']['version']} · seed {report['seed']} · python {env['python']} · "
-        + " · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val),
+        esc(f"distill-audit {report['tool']['version']} · seed {report['seed']} · python {env['python']} · "
+            + " · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val)),
         "",
         "</details>",
         "",

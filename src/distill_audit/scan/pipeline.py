@@ -21,7 +21,7 @@ from distill_audit import distributed, ui
 from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
 from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
-from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_outputs, write_samples_parquet
+from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_run_outputs
 from distill_audit.scan.cache import StageCache, stage_key
 from distill_audit.scan.context import (  # noqa: F401  (re-exported: the scan's helpers live in context)
     SEED_STREAMS,
@@ -75,6 +75,7 @@ class ScanOptions:
     sample: int | None = None
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
+    max_bad_rows: str | int | None = None  # None: ingest's default (1% of the rows)
     # Stage budgets: overrides of the signature's and canary's own config fields.
     thorough: bool = False  # the GPU budgets: canary preset "thorough", signature THOROUGH where not overridden
     suites: list[str] | None = None  # probe suites (built-in names or YAML paths); None: the stages' defaults
@@ -164,7 +165,9 @@ def prepare(opts: ScanOptions) -> ScanContext:
     from distill_audit.cli.options import DataOptions, load_data
     from distill_audit.models.load import placement_kwargs
     from distill_audit.models.resolve import resolve_model
+    from distill_audit.scan.validate import validate_options
 
+    validate_options(opts)  # every flag, before any stage (also on a warm cache)
     if opts.fail_on is not None and opts.fail_on not in LEVELS:
         raise UsageError(f"--fail-on: expected one of {', '.join(LEVELS)}, got {opts.fail_on!r}")
     if opts.quantize and opts.canary.get("full_finetune") and not opts.skip_canary:
@@ -177,12 +180,13 @@ def prepare(opts: ScanOptions) -> ScanContext:
     data_opts = DataOptions(
         schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
         messages_field=opts.messages_field, sample=opts.sample, skip_bad_rows=opts.skip_bad_rows,
-        max_row_mb=opts.max_row_mb,
+        max_row_mb=opts.max_row_mb, max_bad_rows=opts.max_bad_rows,
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
     extra = DataOptions(schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
-                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb)
+                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb,
+                        max_bad_rows=opts.max_bad_rows)
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
@@ -263,12 +267,8 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
         device=scan_device(opts),
     )
     written: dict[str, Path] = {}
-    if processes.is_main:  # one report, written by rank 0 alone
-        if samples_name:
-            write_samples_parquet(sample_rows(ds, rows), out / samples_name)
-        written = write_outputs(report, out, [f for f in opts.formats if f != "parquet"])
-        if samples_name:
-            written["parquet"] = out / samples_name
+    if processes.is_main:  # one report, written by rank 0 alone; the whole set replaces the old one
+        written = write_run_outputs(report, out, opts.formats, sample_rows(ds, rows) if samples_name else None)
     code = ExitCode.RISK if gate["failed"] else ExitCode.OK
     if code == ExitCode.OK and any(r.status == "failed" for r in ctx.results.values()):
         code = ExitCode.RUN_ERROR
