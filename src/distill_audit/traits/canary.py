@@ -102,7 +102,7 @@ CI_METHOD = ("t interval of the deciding test: paraphrase SE^2 plus training-noi
              "Satterthwaite df; p from the same t")
 ONE_SEED_LIMIT = "with one training seed the canary can hint at transfer but not show it"
 SMALL_STUDENT_PARAMS = 1_000_000_000  # below this, a null carries the small-student caveat
-N_PERMUTATIONS = 20_000  # sign flips; the p floor (1/20001) must survive Holm over ~100 traits
+N_PERMUTATIONS = 20_000  # sign flips of the paraphrase-only p (shown beside the deciding t test)
 
 
 @dataclass
