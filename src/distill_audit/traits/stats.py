@@ -128,6 +128,11 @@ def minimum_detectable_effect(
     return float(mde_multiplier(alpha=alpha, power=power, alternative=alternative, m=m, df=df) * sd / np.sqrt(n))
 
 
+def t_isf(q: float, df: np.ndarray | float) -> np.ndarray:
+    """The t quantile with upper tail q (normal where df is infinite)."""
+    return stats.t.isf(q, df)
+
+
 def t_p_value(t: np.ndarray | float, df: np.ndarray | float, alternative: str = "two-sided") -> np.ndarray:
     """The t distribution's tail for a statistic t (elementwise)."""
     _check_alternative(alternative)
