@@ -377,26 +377,27 @@ def _statistics(traits: Sequence[Trait]) -> _Statistics:
     return _Statistics(names, labels, weights, families)
 
 
-def _family(lt: stats.LocationTests, idx: Sequence[int], cfg: SignatureConfig, *, alternative: str = ALTERNATIVE
+def _family(tests: dict[str, np.ndarray], idx: Sequence[int], cfg: SignatureConfig, *, alternative: str = ALTERNATIVE
             ) -> list[dict[str, Any]]:
     """One question's tests: one-sided t p (or two-sided), corrected within the family,
-    t interval, corrected MDE, and the direction flag."""
+    t interval, corrected MDE, and the direction flag. `tests`: `_tests` of every statistic."""
     if not idx:
         return []
-    idx = list(idx)
-    m = len(idx)
-    est, se, df = lt.estimate[idx], lt.se[idx], lt.df[idx]
-    p = lt.p_value(alternative)[idx]
-    lo, hi = (v[idx] for v in lt.ci(cfg.alpha))
-    adjust = stats.holm if cfg.correction == "holm" else stats.benjamini_hochberg
     if cfg.correction not in ("holm", "bh", "fdr"):
         raise ValueError(f"unknown correction {cfg.correction!r} (use holm or bh)")
-    p_adj = adjust(list(p))
+    idx = list(idx)
+    m = len(idx)
+    est, se, df, lo, hi = (tests[k][idx] for k in ("estimate", "se", "df", "ci_low", "ci_high"))
+    adjust = stats.holm if cfg.correction == "holm" else stats.benjamini_hochberg
     if alternative == "two-sided":
+        p = np.minimum(1.0, 2 * np.minimum(tests["greater"][idx], tests["less"][idx]))
+        p_adj = adjust(list(p))
         away_adj = [q if e < 0 else None for q, e in zip(p_adj, est)]
     else:
-        away_adj = adjust(list(lt.p_value("less" if alternative == "greater" else "greater")[idx]))
-    mult = np.array([stats.mde_multiplier(alpha=cfg.alpha, alternative=alternative, m=m, df=d) for d in df])
+        p = tests[alternative][idx]
+        p_adj = adjust(list(p))
+        away_adj = adjust(list(tests["less" if alternative == "greater" else "greater"][idx]))
+    mde = stats.mde_multiplier(alpha=cfg.alpha, alternative=alternative, m=m, df=df) * se
     tail = cfg.alpha / m / (2 if alternative == "two-sided" else 1)
     lower = est - stats.t_isf(tail, df) * se
     out = []
@@ -410,7 +411,7 @@ def _family(lt: stats.LocationTests, idx: Sequence[int], cfg: SignatureConfig, *
             "p_adjusted": stats.clean(p_adj[k]),
             "correction": cfg.correction if m > 1 else "none",
             "significant": bool(toward) if alternative != "two-sided" else bool(toward or away),
-            "mde": stats.clean(mult[k] * se[k]) if se[k] > 0 else None,
+            "mde": stats.clean(mde[k]) if se[k] > 0 else None,
             "se": stats.clean(se[k]),
             "df": stats.clean(df[k]),
             "lower_bound": stats.clean(lower[k]),
@@ -418,6 +419,12 @@ def _family(lt: stats.LocationTests, idx: Sequence[int], cfg: SignatureConfig, *
             "direction": "toward" if toward else "away" if away else "none",
         })
     return out
+
+
+def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
+    lo, hi = lt.ci(alpha)
+    return {"estimate": lt.estimate, "se": lt.se, "df": lt.df, "ci_low": lo, "ci_high": hi,
+            "greater": lt.p_value("greater"), "less": lt.p_value("less")}
 
 
 def _reference_null(ref_stats: np.ndarray, class_cols: Sequence[int], cfg: SignatureConfig) -> dict[str, Any]:
@@ -481,9 +488,9 @@ def analyse(
     if paired and X.shape[0] != R.shape[0]:
         raise ValueError("a paired design needs as many reference rows as data rows")
     XS, RS = X @ st.weights, R @ st.weights
-    lt = stats.location_tests(XS, RS, paired=paired)
-    fam = {k: _family(lt, v, cfg) for k, v in st.families.items() if k != "mismatch"}
-    mismatch = _family(lt, st.families["mismatch"], cfg, alternative="two-sided")
+    tests = _tests(stats.location_tests(XS, RS, paired=paired), cfg.alpha)
+    fam = {k: _family(tests, v, cfg) for k, v in st.families.items() if k != "mismatch"}
+    mismatch = _family(tests, st.families["mismatch"], cfg, alternative="two-sided")
     label_of = {k: [st.labels[i] for i in v] for k, v in st.families.items()}
 
     risky = [t for t in traits if not t.benign]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import scipy
-from scipy import stats
+from scipy import special, stats
 
 ALPHA = 0.05
 POWER = 0.80
@@ -96,8 +96,9 @@ def cluster_means(values: np.ndarray, clusters: Sequence[Any] | None) -> np.ndar
 
 
 def mde_multiplier(
-    *, alpha: float = ALPHA, power: float = POWER, alternative: str = "two-sided", m: int = 1, df: float | None = None,
-) -> float:
+    *, alpha: float = ALPHA, power: float = POWER, alternative: str = "two-sided", m: int = 1,
+    df: float | np.ndarray | None = None,
+) -> float | np.ndarray:
     """(q_{1-level} + q_{power}): the MDE in standard errors, at level alpha/m.
 
     q are normal quantiles, or t quantiles with `df` degrees of freedom when given;
@@ -108,9 +109,12 @@ def mde_multiplier(
     _check_alternative(alternative)
     level = alpha / max(int(m), 1)
     tail = level if alternative != "two-sided" else level / 2
-    if df is None or not np.isfinite(df):
-        return float(stats.norm.isf(tail) + stats.norm.ppf(power))
-    return float(stats.t.isf(tail, df) + stats.t.ppf(power, df))
+    normal = float(stats.norm.isf(tail) + stats.norm.ppf(power))
+    if df is None:
+        return normal
+    d = np.asarray(df, dtype=np.float64)
+    out = np.where(np.isfinite(d), t_isf(tail, np.where(np.isfinite(d), d, 1.0)) + t_isf(1 - power, np.where(np.isfinite(d), d, 1.0)), normal)
+    return float(out) if out.ndim == 0 else out
 
 
 def minimum_detectable_effect(
@@ -129,19 +133,20 @@ def minimum_detectable_effect(
 
 
 def t_isf(q: float, df: np.ndarray | float) -> np.ndarray:
-    """The t quantile with upper tail q (normal where df is infinite)."""
-    return stats.t.isf(q, df)
+    """The t quantile with upper tail q (scipy.special.stdtrit, elementwise)."""
+    return -special.stdtrit(np.asarray(df, dtype=np.float64), q)
 
 
 def t_p_value(t: np.ndarray | float, df: np.ndarray | float, alternative: str = "two-sided") -> np.ndarray:
-    """The t distribution's tail for a statistic t (elementwise)."""
+    """The t distribution's tail for a statistic t (elementwise; scipy.special.stdtr)."""
     _check_alternative(alternative)
     t = np.asarray(t, dtype=np.float64)
+    df = np.asarray(df, dtype=np.float64)
     if alternative == "greater":
-        return stats.t.sf(t, df)
+        return special.stdtr(df, -t)
     if alternative == "less":
-        return stats.t.cdf(t, df)
-    return np.minimum(1.0, 2 * stats.t.sf(np.abs(t), df))
+        return special.stdtr(df, t)
+    return np.minimum(1.0, 2 * special.stdtr(df, -np.abs(t)))
 
 
 @dataclass
@@ -164,7 +169,7 @@ class LocationTests:
 
     def ci(self, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
         """The two-sided (1 - alpha) t interval: the same se and df as the test."""
-        q = stats.t.isf(alpha / 2, np.where(np.isfinite(self.df), self.df, 1.0))
+        q = t_isf(alpha / 2, np.where(np.isfinite(self.df), self.df, 1.0))
         return self.estimate - q * self.se, self.estimate + q * self.se
 
 
