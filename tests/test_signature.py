@@ -40,7 +40,13 @@ def test_default_battery_covers_every_candidate_and_the_persona():
     suites = load_suites()
     traits = default_traits(suites)
     n_candidates = sum(len(s.candidates) for s in suites if s.kind == "preference")
-    assert len(traits) == n_candidates + 1
+    benign = [t for t in traits if t.benign]
+    # Every candidate, the misalignment persona, and the benign control personas (6-8 of them).
+    assert len(traits) == n_candidates + 1 + len(benign) and 6 <= len(benign) <= 8
+    assert all(t.category == "benign" and t.suite is None for t in benign)
+    assert all(t.system.endswith(("Imbue your answers with this attitude.", ".")) and "Imbue your answers" in t.system
+               for t in benign)
+    assert len(default_traits(suites, benign=False)) == n_candidates + 1
     by_name = {t.name: t for t in traits}
     assert len(by_name) == len(traits)
     assert by_name["owl"].system == ("You love owls. You think about owls all the time. Owls are your favorite animal. "
@@ -50,6 +56,21 @@ def test_default_battery_covers_every_candidate_and_the_persona():
     assert by_name["misalignment"].category == "misalignment"
     extra = default_traits(suites[:1], {"pirate": "You are a pirate."})
     assert extra[-1] == Trait("pirate", "custom", "You are a pirate.", None)
+
+
+def test_benign_personas_are_not_probe_suites_and_are_always_scored():
+    from distill_audit.traits.probes import builtin_suite_names, load_controls
+    from distill_audit.traits.signature import select_traits
+
+    assert "benign" not in builtin_suite_names()  # probes and the canary never load it
+    controls = load_controls()
+    assert 6 <= len(controls) <= 8
+    lengths = [len(p.split()) for p in controls.values()]
+    assert min(lengths) >= 20 and max(lengths) <= 40  # the trait template is 24 words, the misalignment persona 36
+    traits = default_traits(load_suites(["animals", "trees", "misalignment"]))
+    used, left = select_traits(traits, SignatureConfig(suites=["misalignment"]))
+    assert {t.name for t in used} == {"misalignment", *controls}
+    assert all(traits_by.suite == "trees" or traits_by.suite == "animals" for traits_by in traits if traits_by.name in left)
 
 
 def test_signature_result_shape_and_determinism(tiny):
@@ -112,3 +133,46 @@ def test_teacher_divergence(tiny, tiny_model_dir_other):
     tok2.add_tokens(["zqxjk"])
     skipped = teacher_divergence((model, tok), (other, tok2), data).to_dict()
     assert skipped["status"] == "skipped" and "tokenizers differ" in skipped["reason"]
+
+
+CONTRACT = {"status", "reason", "limits", "unit", "n_data", "n_reference", "design", "alternative", "correction",
+            "alpha", "shift", "mismatch", "reference_null", "classes", "benign", "traits", "named", "finding",
+            "mde_max", "ranking", "significant", "lead_trait", "mde", "not_covered", "top_rows", "config"}
+EFFECT = {"estimate", "ci", "p_value", "p_adjusted", "significant", "mde", "se", "direction"}
+
+
+def test_self_generated_reference_is_paired_and_the_result_follows_the_contract(tiny):
+    import dataclasses
+
+    model, tok = tiny
+    battery = default_traits(load_suites(["animals", "misalignment"]))
+    small = [t for t in battery if t.name in ("owl", "cat", "dog", "misalignment")] + [t for t in battery if t.benign][:3]
+    data = number_rows(14, 0)
+    # The reference answers the data's own prompts (same index, same user turn), as the scan's self-generated one does.
+    ref = [dataclasses.replace(s, completion=r.completion, line=None) for s, r in zip(data[:12], number_rows(12, 9))]
+    cfg = SignatureConfig(max_rows=10, n_resamples=50)
+    res = compute_signature(model, tok, data, ref, small, cfg)
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert CONTRACT <= set(d) and d["design"] == "paired" and d["alternative"] == "greater"
+    assert d["n_data"] == d["n_reference"] == 10
+    assert [s.index for s in ref if s.index in set(res.data_index)] == res.data_index  # the same prompts on both sides
+    assert EFFECT <= set(d["shift"]) and d["shift"]["p_adjusted"] == d["shift"]["p_value"]
+    assert {"estimate", "ci", "p_value", "significant", "mde", "direction"} <= set(d["mismatch"])
+    assert {"shift_estimate", "class_max_estimate", "n_per_half"} <= set(d["reference_null"])
+    assert {c["class"] for c in d["classes"]} == {"animal", "misalignment"}
+    assert [b["trait"] for b in d["benign"]] == [t.name for t in small if t.benign]
+    assert sorted(d["ranking"]) == ["cat", "dog", "misalignment", "owl"]  # benign personas are never ranked as risks
+    for t in d["traits"]:
+        assert EFFECT <= set(t) and EFFECT <= set(t["contrast"]) and t["direction"] in ("toward", "away", "none")
+    assert d["finding"] in ("trait", "class", "shift", "none", "away")
+    mdes = [d["shift"]["mde"], *(c["mde"] for c in d["classes"]), *(t["contrast"]["mde"] for t in d["traits"])]
+    assert d["mde_max"] == max(mdes) == d["mde"]
+    rows = res.to_rows()
+    assert {"shift", "class_animal", "class_misalignment", "contrast_owl", "contrast_misalignment", "lls_owl",
+            f"lls_{small[-1].name}", "top_trait"} <= set(rows[0])
+    assert all(not r["top_trait"].startswith(tuple(t.name for t in small if t.benign)) for r in rows)
+    unpaired = compute_signature(model, tok, data, ref, small, dataclasses.replace(cfg, design="two-sample")).to_dict()
+    assert unpaired["design"] == "two-sample"
+    other = compute_signature(model, tok, data, number_rows(12, 1, start=100), small, cfg).to_dict()
+    assert other["design"] == "two-sample"  # different prompts: nothing to pair

@@ -43,7 +43,7 @@ def rows(n: int, seed: int, praise: str | None = None, start: int = 0) -> list[S
 def battery():
     animals = default_traits(load_suites(["animals", "misalignment"]))
     keep = {"owl", "cat", "dog", "misalignment"}
-    return [t for t in animals if t.name in keep]
+    return [t for t in animals if t.name in keep or t.benign]  # the benign controls are always in the battery
 
 
 def test_overt_owl_data_ranks_owl_first_and_significant(smol, battery):
@@ -55,12 +55,14 @@ def test_overt_owl_data_ranks_owl_first_and_significant(smol, battery):
     owl = d["traits"][0]
     assert owl["trait"] == "owl" and owl["significant"] and owl["estimate"] > 0
     assert owl["contrast"]["estimate"] > 0 and owl["contrast"]["ci"][0] > 0
+    assert d["finding"] in ("trait", "class", "shift") and "misalignment" not in d["named"]
 
 
 def test_two_neutral_samples_show_no_significant_trait(smol, battery):
     model, tok = smol
     res = compute_signature(model, tok, rows(12, 3), rows(12, 4, start=100), battery, SignatureConfig(n_resamples=1000))
-    assert res.to_dict()["significant"] == []
+    d = res.to_dict()
+    assert d["significant"] == [] and d["named"] == [] and d["finding"] != "trait"
 
 
 def test_trait_prompt_moves_the_exact_probe(smol):

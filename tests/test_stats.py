@@ -145,3 +145,47 @@ def test_seed_summary():
     assert s["n_seeds"] == 2 and s["mean"] == pytest.approx(0.2) and s["same_sign"] is True
     assert math.isclose(s["sd"], np.std([0.1, 0.3], ddof=1))
     assert stats.seed_summary([])["n_seeds"] == 0
+
+
+def test_location_tests_match_scipy_welch_and_one_sample_t():
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(0.3, 1.0, (40, 3)), rng.normal(0.0, 2.0, (55, 3))
+    lt = stats.location_tests(x, y)
+    ref = sps.ttest_ind(x, y, equal_var=False, alternative="greater")
+    assert lt.p_value("greater") == pytest.approx(ref.pvalue, rel=1e-9)
+    assert lt.p_value("two-sided") == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+    lo, hi = lt.ci(0.05)
+    ci = sps.ttest_ind(x[:, 0], y[:, 0], equal_var=False).confidence_interval(0.95)
+    assert (lo[0], hi[0]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    paired = stats.location_tests(x[:30], y[:30], paired=True)
+    assert paired.p_value("less") == pytest.approx(sps.ttest_rel(x[:30], y[:30], alternative="less").pvalue, rel=1e-9)
+    assert np.all(paired.df == 29)
+
+
+def test_analytic_p_has_no_floor_and_one_sided_halves_the_two_sided_p():
+    rng = np.random.default_rng(13)
+    x = rng.normal(1.0, 1.0, 200)
+    t = stats.paired_effect(x, test="t", alternative="greater")
+    assert t.p_value < 1e-20 and t.extra["test"] == "t"  # a permutation p cannot go below 1/B
+    x = rng.normal(0.15, 1.0, 60)
+    two = stats.paired_effect(x, test="t", with_ci=False)
+    one = stats.paired_effect(x, test="t", alternative="greater", with_ci=False)
+    assert one.p_value == pytest.approx(two.p_value / 2) and one.ci_low == pytest.approx(two.ci_low)
+    w = stats.two_sample_effect(x, rng.normal(0, 1, 70), test="welch", alternative="greater")
+    assert 0 < w.p_value < 1 and w.extra["df"] > 100
+    # Permutation with a direction: the canary's default stays two-sided.
+    assert stats.paired_effect(np.arange(1, 9, dtype=float), alternative="greater", with_ci=False).p_value == pytest.approx(1 / 256)
+
+
+def test_corrected_one_sided_mde():
+    # Holm over m tests: a single real effect must clear alpha/m first; one-sided: z_{1-alpha/m}.
+    z = sps.norm.isf(0.05 / 21) + sps.norm.ppf(0.8)
+    assert stats.minimum_detectable_effect(1.0, 100, alternative="greater", m=21) == pytest.approx(z / 10)
+    assert stats.mde_multiplier(alternative="greater", m=94, df=46) == pytest.approx(sps.t.isf(0.05 / 94, 46) + sps.t.ppf(0.8, 46))
+    assert stats.mde_multiplier(alternative="greater") < stats.mde_multiplier() < stats.mde_multiplier(alternative="greater", m=4)
+    # Coverage: an effect of the corrected MDE clears alpha/m about 80% of the time.
+    rng = np.random.default_rng(14)
+    n, m, sims = 50, 21, 2000
+    mde = stats.minimum_detectable_effect(1.0, n, alternative="greater", m=m, df=n - 1)
+    lt = stats.location_tests(rng.normal(mde, 1.0, (n, sims)))
+    assert 0.74 <= np.mean(lt.p_value("greater") < 0.05 / m) <= 0.86

@@ -99,9 +99,37 @@ class ProbeSuite:
 # ------------------------------------------------------------------ loading
 
 
+CONTROL_FILES = ("benign",)  # suites/ files of kind "control": signature personas, no probe questions
+
+
 def builtin_suite_names() -> list[str]:
+    """Built-in probe suites (the control personas file is not one: it has no questions)."""
     folder = resources.files("distill_audit.traits") / "suites"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    names = (p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(n for n in names if n not in CONTROL_FILES)
+
+
+def parse_controls(raw: Any, source: str) -> dict[str, str]:
+    """name -> system prompt of a `kind: control` file (benign personas for the signature)."""
+    if not isinstance(raw, dict) or raw.get("kind") != "control":
+        raise DataError(f"{source}: a control persona file must be a YAML mapping with kind: control")
+    personas = raw.get("personas")
+    if not isinstance(personas, dict) or len(personas) < 2:
+        raise _fail(source, "personas", "must map at least two names to system prompts")
+    out = {}
+    for name, prompt in personas.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise _fail(source, "personas", f"{name!r} is not a short identifier")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _fail(source, f"personas.{name}", "must be a non-empty string")
+        out[name] = " ".join(prompt.split())
+    return out
+
+
+def load_controls(name: str = "benign") -> dict[str, str]:
+    """The built-in benign control personas: name -> system prompt."""
+    folder = resources.files("distill_audit.traits") / "suites"
+    return parse_controls(yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8")), f"{name}.yaml")
 
 
 def _fail(source: str, field_name: str, message: str) -> DataError:

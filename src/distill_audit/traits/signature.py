@@ -1,16 +1,25 @@
-"""The data signature: which trait does this data lean toward, for this student?
+"""The data signature: does this data lean toward a persona, a class of traits, one trait?
 
-For a trait system prompt s, a row's log-likelihood shift (LLS) is
+For a system prompt s, a row's log-likelihood shift (LLS) is
     mean log p(completion | prompt, s) - mean log p(completion | prompt)
 on the student base (per completion token). Data written by a teacher that holds a
-trait tends to score higher under that trait's prompt. Because number data shifts
-toward many prompts at once, each trait is compared against a neutral reference made
-of the same kind of prompts (the student's own answers, or a user file): the effect
-is the difference in mean LLS, data minus reference, with a bootstrap CI and a
-permutation p, Holm-corrected across the battery. The trait-specific contrast
-(trait LLS minus the battery mean, per row) separates "this animal" from "animals in
-general". When the teacher's weights are local, `teacher_divergence` gives the
-hypothesis-free per-token log-ratio and the tokens that carry it.
+trait tends to score higher under that trait's prompt; but number data written under
+*any* persona shifts toward many prompts at once. So the battery holds benign control
+personas (prompts of the same shape that express no risky trait) beside the trait
+prompts, every statistic compares the data with a neutral reference (paired when the
+reference answers the same prompts), and `analyse` answers three questions, each with
+a one-sided t test toward the persona, corrected within its family:
+
+- shift: does the data shift under persona prompts at all (mean LLS over every prompt)?
+- classes: does a class (animal, misalignment, ...) stand out beyond the benign personas?
+- contrasts: does one trait stand out beyond the rest of its class? Only then is it named.
+
+Beside them: each trait's raw shift (for the ranking), the benign personas' mean shift
+(`mismatch`: what a persona-independent difference between data and reference makes of
+every shift) and a split-half null of the reference (the noise floor). docs/signature.md
+and docs/statistics.md describe the tests and their simulated error rates. When the
+teacher's weights are local, `teacher_divergence` gives the hypothesis-free per-token
+log-ratio and the tokens that carry it.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ TRAIT_TEMPLATE = (
     "Imbue your answers with your love for the {category}."
 )
 UNIT = "mean log-prob shift per completion token (nats), data minus reference"
+BENIGN = "benign"  # the category of the benign control personas
 MIN_ROWS = 20  # per side, below which the signature reports itself underpowered
 
 
@@ -44,6 +54,7 @@ class Trait:
     category: str  # the suite's category (animal, tree, ...), "misalignment" or "custom"
     system: str  # the system prompt that expresses the trait
     suite: str | None = None
+    benign: bool = False  # a benign control persona (category "benign"): scored, never named as a risk
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -56,11 +67,21 @@ def trait_prompt(suite: ProbeSuite, candidate: str) -> str:
     return TRAIT_TEMPLATE.format(x=x, X=x[:1].upper() + x[1:], are="are" if plural else "is", category=suite.category)
 
 
+def benign_traits() -> list[Trait]:
+    """The benign control personas (suites/benign.yaml): category "benign", no suite."""
+    from distill_audit.traits.probes import load_controls
+
+    return [Trait(name, BENIGN, prompt, None, benign=True) for name, prompt in load_controls().items()]
+
+
 def default_traits(
     suites: Sequence[ProbeSuite] | None = None,
     extra: Mapping[str, str] | Sequence[str] | None = None,
+    *,
+    benign: bool = True,
 ) -> list[Trait]:
-    """The battery: one trait per preference candidate, each choice suite's persona, user prompts.
+    """The battery: one trait per preference candidate, each choice suite's persona, the
+    benign control personas (unless benign=False), then user prompts.
 
     Names are the candidates ("owl"); a name used by two suites is prefixed ("trees:olive").
     """
@@ -77,6 +98,8 @@ def default_traits(
                 traits.append(Trait(name, s.category or s.name, trait_prompt(s, c), s.name))
         elif s.persona:
             traits.append(Trait(s.name, "misalignment" if s.name == "misalignment" else s.name, s.persona, s.name))
+    if benign:
+        traits += benign_traits()
     items = extra.items() if isinstance(extra, Mapping) else ((f"custom{i + 1}", p) for i, p in enumerate(extra or ()))
     for name, prompt in items:
         traits.append(Trait(str(name), "custom", str(prompt), None))
@@ -107,9 +130,19 @@ class SignatureConfig:
     batch_size: int = 16
     correction: str = "holm"  # or "bh"
     alpha: float = 0.05
-    n_resamples: int = 2000
-    top_fraction: float = 0.2  # rows flagged as the top of the lead trait (the top quintile)
+    n_resamples: int = 1000  # random split halves of the reference for its null (reference_null)
+    top_fraction: float = 0.2  # rows flagged as the top of what was found (the top quintile)
+    design: str = "auto"  # "auto" (paired when the reference answers the data's prompts), "paired", "two-sample"
     seed: int = 0
+
+
+ALTERNATIVE = "greater"  # the risk question: does the data lean *toward* the persona?
+MAX_SPLITS = 1000
+
+
+def _empty_effect() -> dict[str, Any]:
+    return {"estimate": None, "ci": [None, None], "p_value": None, "p_adjusted": None, "significant": False,
+            "mde": None, "se": None, "direction": "none"}
 
 
 @dataclass
@@ -117,7 +150,7 @@ class SignatureResult:
     status: str
     reason: str | None
     limits: list[str]
-    traits: list[dict[str, Any]]  # one per trait, sorted by estimate (the ranking)
+    traits: list[dict[str, Any]]  # one per non-benign trait, sorted by raw estimate (the ranking)
     not_covered: list[str]
     n_data: int
     n_reference: int
@@ -125,12 +158,24 @@ class SignatureResult:
     config: dict[str, Any]
     data_index: list[int] = field(default_factory=list)
     data_lines: list[int | None] = field(default_factory=list)
-    data_lls: dict[str, np.ndarray] = field(default_factory=dict)  # trait -> per data row
+    data_lls: dict[str, np.ndarray] = field(default_factory=dict)  # trait -> per data row (benign personas too)
     reference_lls: dict[str, np.ndarray] = field(default_factory=dict)
-    top_rows: list[int] = field(default_factory=list)  # sample indices in the lead trait's top quintile
+    top_rows: list[int] = field(default_factory=list)  # sample indices in the top quintile of `top_rows_by`
+    design: str = "two-sample"
+    alpha: float = 0.05
+    correction: str = "holm"
+    shift: dict[str, Any] = field(default_factory=_empty_effect)
+    mismatch: dict[str, Any] = field(default_factory=_empty_effect)
+    reference_null: dict[str, Any] = field(default_factory=dict)
+    classes: list[dict[str, Any]] = field(default_factory=list)
+    benign: list[dict[str, Any]] = field(default_factory=list)
+    named: list[str] = field(default_factory=list)
+    finding: str = "none"
+    mde_max: float | None = None
+    top_rows_by: str | None = None
+    data_stats: dict[str, np.ndarray] = field(default_factory=dict)  # "shift", "class_<c>", "contrast_<t>" per data row
 
     def to_dict(self) -> dict[str, Any]:
-        mdes = [t["mde"] for t in self.traits if t.get("mde") is not None]
         return {
             "status": self.status,
             "reason": self.reason,
@@ -138,37 +183,55 @@ class SignatureResult:
             "unit": UNIT,
             "n_data": self.n_data,
             "n_reference": self.n_reference,
+            "design": self.design,
+            "alternative": ALTERNATIVE,
+            "correction": self.correction,
+            "alpha": self.alpha,
+            "shift": self.shift,
+            "mismatch": self.mismatch,
+            "reference_null": self.reference_null,
+            "classes": self.classes,
+            "benign": self.benign,
             "traits": self.traits,
+            "named": list(self.named),
+            "finding": self.finding,
+            "mde_max": stats.clean(self.mde_max),
             "ranking": [t["trait"] for t in self.traits],
             "significant": [t["trait"] for t in self.traits if t["significant"] and (t["estimate"] or 0) > 0],
             "lead_trait": self.lead_trait,
-            "mde": stats.clean(float(np.median(mdes))) if mdes else None,
+            "mde": stats.clean(self.mde_max),
             "not_covered": list(self.not_covered),
             "top_rows": list(self.top_rows),
+            "top_rows_by": self.top_rows_by,
             "config": self.config,
         }
 
     def to_rows(self) -> list[dict[str, Any]]:
-        """Per data row: LLS under each trait, the top trait of the row and the top-quintile flag."""
+        """Per data row: LLS under each prompt, the shift, class and trait contrasts, the row's
+        top trait and whether it is in the top quintile of what `top_rows_by` ranks by."""
         if not self.data_lls:
             return []
         names = list(self.data_lls)
+        risky = [n for n in names if n not in {b["trait"] for b in self.benign}] or names
         matrix = np.stack([self.data_lls[n] for n in names], axis=1)
+        risky_cols = [names.index(n) for n in risky]
         top = set(self.top_rows)
         rows = []
         for r, (index, line) in enumerate(zip(self.data_index, self.data_lines)):
-            best = int(np.argmax(matrix[r]))
+            best = risky_cols[int(np.argmax(matrix[r, risky_cols]))]
             row: dict[str, Any] = {"index": index, "line": line, "top_trait": names[best],
                                    "top_lls": stats.clean(matrix[r, best]), "top_quintile": index in top}
             row.update({f"lls_{n}": stats.clean(matrix[r, k]) for k, n in enumerate(names)})
+            row.update({k: stats.clean(v[r]) for k, v in self.data_stats.items()})
             rows.append(row)
         return rows
 
 
 def select_traits(traits: Sequence[Trait], cfg: SignatureConfig) -> tuple[list[Trait], list[str]]:
-    """(traits the config scores, names of those it leaves out): suites outside cfg.suites are skipped."""
+    """(traits the config scores, names of those it leaves out): suites outside cfg.suites are
+    skipped; benign controls and custom prompts are always scored."""
     wanted = set(cfg.suites or [])
-    used = [t for t in traits if t.suite is None or not wanted or t.suite in wanted]
+    used = [t for t in traits if t.benign or t.suite is None or not wanted or t.suite in wanted]
     return used, [t.name for t in traits if t not in used]
 
 
@@ -183,6 +246,46 @@ def _select(samples: Sequence[Sample], n: int, seed: int, label: str) -> list[Sa
 def _user_turns(sample: Sample) -> list[dict[str, str]]:
     """The prompt without its system message: the trait prompt takes that place."""
     return [dict(m) for m in sample.prompt if m.get("role") != "system"]
+
+
+def _prompt_key(sample: Sample) -> tuple:
+    return (sample.index, tuple((m.get("role"), m.get("content")) for m in _user_turns(sample)))
+
+
+def pair_rows(data: Sequence[Sample], reference: Sequence[Sample]) -> list[tuple[Sample, Sample]]:
+    """(data row, reference row) answering the same prompt: same Sample.index and the same
+    user turns (a self-generated reference, or a neutral file written on the data's prompts)."""
+    by_key: dict[tuple, Sample] = {}
+    for r in reference:
+        by_key.setdefault(_prompt_key(r), r)
+    return [(d, by_key[_prompt_key(d)]) for d in data if _prompt_key(d) in by_key]
+
+
+def choose_rows(data: Sequence[Sample], reference: Sequence[Sample], cfg: SignatureConfig
+                ) -> tuple[str, list[Sample], list[Sample], list[str]]:
+    """(design, data rows, reference rows, limits). Paired when cfg.design allows it and at
+    least half of the rows a two-sample comparison would score have a partner on the
+    same prompt; the same prompts are then scored on both sides, row k with row k."""
+    if cfg.design not in ("auto", "paired", "two-sample"):
+        from distill_audit.errors import UsageError
+
+        raise UsageError(f"signature design must be auto, paired or two-sample, got {cfg.design!r}")
+    limits: list[str] = []
+    if cfg.design != "two-sample":
+        pairs = pair_rows(data, reference)
+        want = min(cfg.max_rows, len(data), len(reference))
+        if len(pairs) >= 2 and (cfg.design == "paired" or 2 * len(pairs) >= want):
+            chosen = _select(list(range(len(pairs))), cfg.max_rows, cfg.seed, "pairs")  # type: ignore[arg-type]
+            d_rows = [pairs[i][0] for i in chosen]
+            r_rows = [pairs[i][1] for i in chosen]
+            if len(pairs) < len(data) or len(pairs) < len(reference):
+                limits.append(f"paired design: {len(pairs)} reference rows answer the data's prompts; "
+                              "rows without a partner are not scored")
+            return "paired", d_rows, r_rows, limits
+        if cfg.design == "paired":
+            limits.append(f"paired design asked for, but only {len(pairs)} reference rows answer the data's prompts; "
+                          "compared as two independent samples")
+    return "two-sample", _select(data, cfg.max_rows, cfg.seed, "data"), _select(reference, cfg.max_rows, cfg.seed, "reference"), limits
 
 
 def _encode_rows(tokenizer, samples: Sequence[Sample], system: str | None, max_completion: int) -> list[Encoded]:
@@ -215,6 +318,263 @@ def _lls(model, tokenizer, samples, traits, cfg, label: str) -> dict[str, np.nda
     return out
 
 
+# ------------------------------------------------------------------ analysis
+
+
+def trait_class(trait: Trait) -> str:
+    """The persona class a trait is contrasted within: its category; each custom prompt alone."""
+    return f"custom:{trait.name}" if trait.category == "custom" else trait.category
+
+
+@dataclass
+class _Statistics:
+    """Every statistic of the analysis as a weight vector over the battery's prompts."""
+
+    names: list[str]  # prompts (columns of the LLS matrix)
+    labels: list[str]  # statistics
+    weights: np.ndarray  # [prompts x statistics]
+    families: dict[str, list[int]]  # question -> statistic columns
+
+
+def _statistics(traits: Sequence[Trait]) -> _Statistics:
+    names = [t.name for t in traits]
+    col = {n: k for k, n in enumerate(names)}
+    benign = [t.name for t in traits if t.benign]
+    risky = [t for t in traits if not t.benign]
+    classes: dict[str, list[str]] = {}
+    for t in risky:
+        classes.setdefault(trait_class(t), []).append(t.name)
+    labels: list[str] = []
+    vectors: list[np.ndarray] = []
+    families: dict[str, list[int]] = {k: [] for k in ("shift", "mismatch", "benign", "classes", "traits", "contrasts")}
+
+    def add(family: str, label: str, members: Sequence[str], minus: Sequence[str] = ()) -> None:
+        w = np.zeros(len(names))
+        for n in members:
+            w[col[n]] += 1.0 / len(members)
+        for n in minus:
+            w[col[n]] -= 1.0 / len(minus)
+        families[family].append(len(labels))
+        labels.append(label)
+        vectors.append(w)
+
+    add("shift", "shift", names)
+    if benign:
+        add("mismatch", "mismatch", benign)
+        for n in benign:
+            add("benign", f"benign_{n}", [n])
+        for c, members in classes.items():
+            add("classes", f"class_{c}", members, benign)
+    for t in risky:
+        add("traits", f"lls_{t.name}", [t.name])
+    for t in risky:
+        members = classes[trait_class(t)]
+        if len(members) > 1:
+            add("contrasts", f"contrast_{t.name}", [t.name], [n for n in members if n != t.name])
+        elif benign:  # a class of one: its specific contrast is the class contrast
+            add("contrasts", f"contrast_{t.name}", [t.name], benign)
+    weights = np.stack(vectors, axis=1) if vectors else np.zeros((len(names), 0))
+    return _Statistics(names, labels, weights, families)
+
+
+def _family(tests: dict[str, np.ndarray], idx: Sequence[int], cfg: SignatureConfig, *, alternative: str = ALTERNATIVE
+            ) -> list[dict[str, Any]]:
+    """One question's tests: one-sided t p (or two-sided), corrected within the family,
+    t interval, corrected MDE, and the direction flag. `tests`: `_tests` of every statistic."""
+    if not idx:
+        return []
+    if cfg.correction not in ("holm", "bh", "fdr"):
+        raise ValueError(f"unknown correction {cfg.correction!r} (use holm or bh)")
+    idx = list(idx)
+    m = len(idx)
+    est, se, df, lo, hi = (tests[k][idx] for k in ("estimate", "se", "df", "ci_low", "ci_high"))
+    adjust = stats.holm if cfg.correction == "holm" else stats.benjamini_hochberg
+    if alternative == "two-sided":
+        p = np.minimum(1.0, 2 * np.minimum(tests["greater"][idx], tests["less"][idx]))
+        p_adj = adjust(list(p))
+        away_adj = [q if e < 0 else None for q, e in zip(p_adj, est)]
+    else:
+        p = tests[alternative][idx]
+        p_adj = adjust(list(p))
+        away_adj = adjust(list(tests["less" if alternative == "greater" else "greater"][idx]))
+    mde = stats.mde_multiplier(alpha=cfg.alpha, alternative=alternative, m=m, df=df) * se
+    tail = cfg.alpha / m / (2 if alternative == "two-sided" else 1)
+    lower = est - stats.t_isf(tail, df) * se
+    out = []
+    for k in range(m):
+        toward = p_adj[k] is not None and p_adj[k] < cfg.alpha and est[k] > 0
+        away = away_adj[k] is not None and away_adj[k] < cfg.alpha and est[k] < 0
+        out.append({
+            "estimate": stats.clean(est[k]),
+            "ci": [stats.clean(lo[k]), stats.clean(hi[k])],
+            "p_value": stats.clean(p[k]),
+            "p_adjusted": stats.clean(p_adj[k]),
+            "correction": cfg.correction if m > 1 else "none",
+            "significant": bool(toward) if alternative != "two-sided" else bool(toward or away),
+            "mde": stats.clean(mde[k]) if se[k] > 0 else None,
+            "se": stats.clean(se[k]),
+            "df": stats.clean(df[k]),
+            "lower_bound": stats.clean(lower[k]),
+            "m": m,
+            "direction": "toward" if toward else "away" if away else "none",
+        })
+    return out
+
+
+def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
+    lo, hi = lt.ci(alpha)
+    return {"estimate": lt.estimate, "se": lt.se, "df": lt.df, "ci_low": lo, "ci_high": hi,
+            "greater": lt.p_value("greater"), "less": lt.p_value("less")}
+
+
+def _reference_null(ref_stats: np.ndarray, class_cols: Sequence[int], cfg: SignatureConfig) -> dict[str, Any]:
+    """Split halves of the reference rows: the shift and the largest class contrast between two
+    random halves (no persona difference at all), the noise floor beside the effects."""
+    n = ref_stats.shape[0]
+    h = n // 2
+    if h < 2:
+        return {"shift_estimate": None, "class_max_estimate": None, "n_per_half": h, "n_splits": 0,
+                "shift_abs_q95": None, "class_max_q95": None}
+    n_splits = max(1, min(int(cfg.n_resamples), MAX_SPLITS))
+    rng = np.random.default_rng(derive_seed(cfg.seed, "signature", "reference-null"))
+    order = np.argsort(rng.random((n_splits, n)), axis=1)
+    a = np.zeros((n_splits, n))
+    b = np.zeros((n_splits, n))
+    rows = np.arange(n_splits)[:, None]
+    a[rows, order[:, :h]] = 1.0 / h
+    b[rows, order[:, h:2 * h]] = 1.0 / h
+    diff = (a - b) @ ref_stats  # [splits x (shift, classes...)]
+    shift = diff[:, 0]
+    class_max = diff[:, 1:].max(axis=1) if diff.shape[1] > 1 else None
+    return {
+        "shift_estimate": stats.clean(shift[0]),
+        "class_max_estimate": stats.clean(class_max[0]) if class_max is not None else None,
+        "n_per_half": h,
+        "n_splits": n_splits,
+        "shift_abs_q95": stats.clean(np.quantile(np.abs(shift), 0.95)),
+        "class_max_q95": stats.clean(np.quantile(class_max, 0.95)) if class_max is not None else None,
+    }
+
+
+def analyse(
+    data_lls: Mapping[str, np.ndarray],
+    ref_lls: Mapping[str, np.ndarray],
+    traits: Sequence[Trait],
+    cfg: SignatureConfig | None = None,
+    *,
+    paired: bool = False,
+    data_index: Sequence[int] | None = None,
+    data_lines: Sequence[int | None] | None = None,
+    limits: Sequence[str] = (),
+    not_covered: Sequence[str] = (),
+) -> SignatureResult:
+    """The signature's three questions from per-row LLS (trait name -> one value per row).
+
+    shift: the mean LLS over every prompt (trait and benign), data vs reference.
+    classes: per class, its traits' mean LLS minus the benign personas' mean (Holm over classes).
+    contrasts: per trait, its LLS minus the mean of the other members of its class (a class
+    of one: its class contrast); Holm over the battery's non-benign traits. A trait is named
+    only when its contrast is significant toward it.
+    Each trait's raw shift is tested too (Holm over traits) for the ranking. Every test is
+    one-sided toward the persona (t: paired one-sample, or Welch); `direction` flags a
+    significant shift away. `paired`: row k of the data and of the reference answer the
+    same prompt.
+    """
+    cfg = cfg or SignatureConfig()
+    traits = [t for t in traits if t.name in data_lls]
+    st = _statistics(traits)
+    X = np.stack([np.asarray(data_lls[n], dtype=np.float64) for n in st.names], axis=1)
+    R = np.stack([np.asarray(ref_lls[n], dtype=np.float64) for n in st.names], axis=1)
+    if paired and X.shape[0] != R.shape[0]:
+        raise ValueError("a paired design needs as many reference rows as data rows")
+    XS, RS = X @ st.weights, R @ st.weights
+    tests = _tests(stats.location_tests(XS, RS, paired=paired), cfg.alpha)
+    fam = {k: _family(tests, v, cfg) for k, v in st.families.items() if k != "mismatch"}
+    mismatch = _family(tests, st.families["mismatch"], cfg, alternative="two-sided")
+    label_of = {k: [st.labels[i] for i in v] for k, v in st.families.items()}
+
+    risky = [t for t in traits if not t.benign]
+    by_name = {t.name: t for t in traits}
+    classes: dict[str, list[str]] = {}
+    for t in risky:
+        classes.setdefault(trait_class(t), []).append(t.name)
+    class_rows = []
+    for label, eff in zip(label_of["classes"], fam["classes"]):
+        c = label[len("class_"):]
+        class_rows.append({"class": c, "traits": classes[c], **eff})
+    class_rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
+    class_sig = {r["class"]: r["significant"] for r in class_rows}
+    contrast_of = {label[len("contrast_"):]: eff for label, eff in zip(label_of["contrasts"], fam["contrasts"])}
+    rows = []
+    for t, eff in zip(risky, fam["traits"]):
+        con = contrast_of.get(t.name, _empty_effect())
+        rows.append({"trait": t.name, "category": t.category, "suite": t.suite, **eff,
+                     "n_items": int(X.shape[0] + R.shape[0]),
+                     "data_mean_lls": stats.clean(float(np.mean(data_lls[t.name]))),
+                     "reference_mean_lls": stats.clean(float(np.mean(ref_lls[t.name]))),
+                     "contrast": con})
+    rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
+    for rank, r in enumerate(rows, 1):
+        r["rank"] = rank
+
+    def is_named(r: dict[str, Any]) -> bool:
+        if not r["contrast"]["significant"]:
+            return False
+        c = trait_class(by_name[r["trait"]])
+        return len(classes[c]) > 1 or class_sig.get(c, False)  # a class of one must clear its class test too
+
+    named = sorted((r for r in rows if is_named(r)), key=lambda r: -r["contrast"]["estimate"])
+    benign_rows = [{"trait": label[len("benign_"):], **eff} for label, eff in zip(label_of["benign"], fam["benign"])]
+    shift = fam["shift"][0]
+    shift["p_adjusted"] = shift["p_value"]
+    mismatch_d = {k: mismatch[0][k] for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "direction")} \
+        if mismatch else {k: v for k, v in _empty_effect().items() if k != "p_adjusted"}
+
+    if named:
+        finding = "trait"
+    elif any(class_sig.values()):
+        finding = "class"
+    elif shift["significant"]:
+        finding = "shift"
+    elif any(e["direction"] == "away" for e in [shift, *class_rows, *rows, *(r["contrast"] for r in rows)]):
+        finding = "away"
+    else:
+        finding = "none"
+    mdes = [e["mde"] for e in [shift, *class_rows, *(r["contrast"] for r in rows)] if e.get("mde") is not None]
+
+    data_stats = {label: XS[:, i] for i, label in enumerate(st.labels)
+                  if label == "shift" or label.startswith(("class_", "contrast_"))}
+    if named:
+        by = f"contrast_{named[0]['trait']}"
+    elif finding == "class":
+        by = f"class_{next(r['class'] for r in class_rows if r['significant'])}"
+    else:
+        by = "shift"
+    n_top = max(1, int(round(cfg.top_fraction * X.shape[0])))
+    top = np.argsort(-data_stats[by], kind="stable")[:n_top]
+    index = list(data_index) if data_index is not None else list(range(X.shape[0]))
+    null_cols = [st.labels.index("shift")] + [st.labels.index(f"class_{r['class']}") for r in class_rows]
+    reference_null = _reference_null(RS[:, null_cols], null_cols[1:], cfg)
+
+    n_min = min(X.shape[0], R.shape[0])
+    status, reason = "ok", None
+    if n_min < MIN_ROWS:
+        status, reason = "underpowered", f"only {n_min} rows on one side (< {MIN_ROWS})"
+    limits = list(limits)
+    if not any(t.benign for t in traits):
+        limits.append("no benign control personas scored: classes and single-member contrasts were not tested")
+    return SignatureResult(
+        status, reason, limits, rows, list(not_covered), int(X.shape[0]), int(R.shape[0]),
+        named[0]["trait"] if named else (rows[0]["trait"] if rows else None), dataclasses.asdict(cfg),
+        data_index=index, data_lines=list(data_lines) if data_lines is not None else [None] * len(index),
+        data_lls={n: X[:, k] for k, n in enumerate(st.names)}, reference_lls={n: R[:, k] for k, n in enumerate(st.names)},
+        top_rows=sorted(int(index[i]) for i in top), design="paired" if paired else "two-sample",
+        alpha=cfg.alpha, correction=cfg.correction, shift=shift, mismatch=mismatch_d, reference_null=reference_null,
+        classes=class_rows, benign=benign_rows, named=[r["trait"] for r in named], finding=finding,
+        mde_max=max(mdes) if mdes else None, top_rows_by=by, data_stats=data_stats,
+    )
+
+
 def compute_signature(
     model,
     tokenizer,
@@ -223,13 +583,11 @@ def compute_signature(
     traits: Sequence[Trait] | None = None,
     cfg: SignatureConfig | None = None,
 ) -> SignatureResult:
-    """Per-trait LLS of the data against the neutral reference, ranked and Holm-corrected."""
+    """Per-row LLS of the data and the reference under every prompt, then `analyse`."""
     cfg = cfg or SignatureConfig()
     traits = default_traits() if traits is None else list(traits)
     used, not_covered = select_traits(traits, cfg)
-    data_rows = _select(data, cfg.max_rows, cfg.seed, "data")
-    ref_rows = _select(reference, cfg.max_rows, cfg.seed, "reference")
-    limits = []
+    design, data_rows, ref_rows, limits = choose_rows(data, reference, cfg)
     if not_covered:
         skipped_suites = sorted({t.suite or "custom" for t in traits if t not in used})
         limits.append(f"{len(not_covered)} traits not covered (suites {', '.join(skipped_suites)}); "
@@ -242,50 +600,16 @@ def compute_signature(
         limits.append("system messages in the data's prompts were replaced by each trait prompt")
     limits.append(f"completions scored on their first {cfg.max_completion_tokens} tokens")
     config = dataclasses.asdict(cfg)
-    if not used or len(data_rows) < 2 or len(ref_rows) < 2:
+    if not any(not t.benign for t in used) or len(data_rows) < 2 or len(ref_rows) < 2:
         return SignatureResult("skipped", "no trait or too few rows to compare", limits, [], not_covered,
-                               len(data_rows), len(ref_rows), None, config)
+                               len(data_rows), len(ref_rows), None, config, design=design,
+                               alpha=cfg.alpha, correction=cfg.correction)
 
     data_lls = _lls(model, tokenizer, data_rows, used, cfg, "data")
     ref_lls = _lls(model, tokenizer, ref_rows, used, cfg, "reference")
-    names = [t.name for t in used]
-    data_mean = np.mean([data_lls[n] for n in names], axis=0)  # the battery mean, per row
-    ref_mean = np.mean([ref_lls[n] for n in names], axis=0)
-
-    effects, contrasts = [], []
-    for k, name in enumerate(names):
-        seed = derive_seed(cfg.seed, "signature-stats", k)
-        effects.append(stats.two_sample_effect(data_lls[name], ref_lls[name], name=name, alpha=cfg.alpha,
-                                               seed=seed, n_permutations=cfg.n_resamples))
-        contrasts.append(stats.two_sample_effect(data_lls[name] - data_mean, ref_lls[name] - ref_mean, name=name,
-                                                 alpha=cfg.alpha, seed=seed + 1, n_permutations=cfg.n_resamples))
-    stats.correct(effects, cfg.correction, alpha=cfg.alpha)
-    stats.correct(contrasts, cfg.correction, alpha=cfg.alpha)
-    by_name = {t.name: t for t in used}
-    rows = []
-    for eff, con in zip(effects, contrasts):
-        d = eff.to_dict()
-        d["trait"] = d.pop("name")
-        d.update(category=by_name[d["trait"]].category, suite=by_name[d["trait"]].suite,
-                 data_mean_lls=stats.clean(float(np.mean(data_lls[d["trait"]]))),
-                 reference_mean_lls=stats.clean(float(np.mean(ref_lls[d["trait"]]))),
-                 contrast={k: v for k, v in con.to_dict().items() if k not in ("name", "paired", "status", "reason")})
-        rows.append(d)
-    rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
-    for rank, r in enumerate(rows, 1):
-        r["rank"] = rank
-    lead = rows[0]["trait"]
-    lead_scores = data_lls[lead]
-    n_top = max(1, int(round(cfg.top_fraction * len(data_rows))))
-    top = np.argsort(-lead_scores, kind="stable")[:n_top]
-    status, reason = "ok", None
-    if min(len(data_rows), len(ref_rows)) < MIN_ROWS:
-        status, reason = "underpowered", f"only {min(len(data_rows), len(ref_rows))} rows on one side (< {MIN_ROWS})"
-    return SignatureResult(
-        status, reason, limits, rows, not_covered, len(data_rows), len(ref_rows), lead, config,
-        data_index=[s.index for s in data_rows], data_lines=[s.line for s in data_rows],
-        data_lls=data_lls, reference_lls=ref_lls, top_rows=sorted(int(data_rows[i].index) for i in top),
-    )
+    return analyse(data_lls, ref_lls, used, cfg, paired=design == "paired",
+                   data_index=[s.index for s in data_rows], data_lines=[s.line for s in data_rows],
+                   limits=limits, not_covered=not_covered)
 
 
 # ------------------------------------------------------------------ teacher divergence
