@@ -90,8 +90,9 @@ def test_null_familywise_false_positive_rate(m, sims):
     # Each question is one family at alpha: a named trait, a class, the shift, any raw trait shift.
     for key in ("named", "class", "shift", "raw"):
         assert r[key] <= upper(sims), (key, r)
-    # The three questions together (trait, class or shift found) stay near 3 x alpha at most.
-    assert r["finding"] <= upper(sims, 3 * ALPHA), r
+    # The three questions are one hierarchy: together (trait, class or shift found) they hold alpha.
+    assert r["finding"] <= upper(sims), r
+    assert np.mean([r.finding == "away" for r in res]) <= upper(sims), "a null says 'away' at most alpha of the time"
     assert all(not r.named or r.finding == "trait" for r in res)
 
 
@@ -172,7 +173,7 @@ def test_one_sided_power_is_at_least_the_two_sided_power():
         p = np.array([t["contrast"]["p_value"] for t in x.traits])
         adj = holm(list(np.minimum(1.0, 2 * np.minimum(p, 1 - p))))  # the same t statistics, two-sided
         k = names.index("owl")
-        two += adj[k] < ALPHA and p[k] < 0.5
+        two += adj[k] < ALPHA / 3 and p[k] < 0.5  # at the same level: the contrasts' share of alpha
         one += "owl" in x.named
     assert one >= two and one / sims >= two / sims + 0.05
     # The old test: 2,000 permutations bound the two-sided p below by 2/2001, so Holm over 94

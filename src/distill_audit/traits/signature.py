@@ -136,6 +136,7 @@ class SignatureConfig:
     seed: int = 0
 
 
+QUESTIONS = ("shift", "classes", "contrasts")  # the families that can make a finding; each gets alpha / 3
 ALTERNATIVE = "greater"  # the risk question: does the data lean *toward* the persona?
 MAX_SPLITS = 1000
 
@@ -427,6 +428,15 @@ def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
             "greater": lt.p_value("greater"), "less": lt.p_value("less")}
 
 
+def _gate(effect: dict[str, Any], open_: bool, why: str) -> None:
+    """Close a test whose gate (the question before it) did not open: it stays reported, never significant."""
+    effect["gated"] = not open_
+    if not open_ and effect.get("significant"):
+        effect["significant"] = False
+        effect["direction"] = "none"
+        effect["gate"] = why
+
+
 def _reference_null(ref_stats: np.ndarray, class_cols: Sequence[int], cfg: SignatureConfig) -> dict[str, Any]:
     """Split halves of the reference rows: the shift and the largest class contrast between two
     random halves (no persona difference at all), the noise floor beside the effects."""
@@ -489,7 +499,11 @@ def analyse(
         raise ValueError("a paired design needs as many reference rows as data rows")
     XS, RS = X @ st.weights, R @ st.weights
     tests = _tests(stats.location_tests(XS, RS, paired=paired), cfg.alpha)
-    fam = {k: _family(tests, v, cfg) for k, v in st.families.items() if k != "mismatch"}
+    # One error rate for the whole signature: its three questions (shift, classes, specific
+    # contrasts) split alpha in three (Bonferroni across questions, Holm within each), so a
+    # matched null reports any finding at most alpha of the time.
+    third = dataclasses.replace(cfg, alpha=cfg.alpha / len(QUESTIONS))
+    fam = {k: _family(tests, v, third if k in QUESTIONS else cfg) for k, v in st.families.items() if k != "mismatch"}
     mismatch = _family(tests, st.families["mismatch"], cfg, alternative="two-sided")
     label_of = {k: [st.labels[i] for i in v] for k, v in st.families.items()}
 
@@ -503,8 +517,14 @@ def analyse(
         c = label[len("class_"):]
         class_rows.append({"class": c, "traits": classes[c], **eff})
     class_rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
+    shift = fam["shift"][0]
+    shift["p_adjusted"] = shift["p_value"]
     class_sig = {r["class"]: r["significant"] for r in class_rows}
     contrast_of = {label[len("contrast_"):]: eff for label, eff in zip(label_of["contrasts"], fam["contrasts"])}
+    for name, con in contrast_of.items():
+        c = trait_class(by_name[name])
+        if len(classes[c]) == 1:  # a class of one: its contrast is its class test, which the chain gates
+            _gate(con, class_sig.get(c, False), f"its class ({c}) does not stand out beyond the benign personas")
     rows = []
     for t, eff in zip(risky, fam["traits"]):
         con = contrast_of.get(t.name, _empty_effect())
@@ -517,16 +537,8 @@ def analyse(
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
 
-    def is_named(r: dict[str, Any]) -> bool:
-        if not r["contrast"]["significant"]:
-            return False
-        c = trait_class(by_name[r["trait"]])
-        return len(classes[c]) > 1 or class_sig.get(c, False)  # a class of one must clear its class test too
-
-    named = sorted((r for r in rows if is_named(r)), key=lambda r: -r["contrast"]["estimate"])
+    named = sorted((r for r in rows if r["contrast"]["significant"]), key=lambda r: -r["contrast"]["estimate"])
     benign_rows = [{"trait": label[len("benign_"):], **eff} for label, eff in zip(label_of["benign"], fam["benign"])]
-    shift = fam["shift"][0]
-    shift["p_adjusted"] = shift["p_value"]
     mismatch_d = {k: mismatch[0][k] for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "direction")} \
         if mismatch else {k: v for k, v in _empty_effect().items() if k != "p_adjusted"}
 
@@ -536,7 +548,7 @@ def analyse(
         finding = "class"
     elif shift["significant"]:
         finding = "shift"
-    elif any(e["direction"] == "away" for e in [shift, *class_rows, *rows, *(r["contrast"] for r in rows)]):
+    elif shift["direction"] == "away":  # one test, so a null says "away" at most alpha of the time
         finding = "away"
     else:
         finding = "none"
