@@ -36,3 +36,33 @@ def test_a_budget_that_cannot_fit_one_round_names_the_smallest_that_would():
     assert "--budget 5s cannot fit one round" in msg and "or more" in msg
     need = msg.split("give --budget ")[1].split(" ")[0]
     plan_budget(parse_duration(need), SPEED, n_rows=500, n_prompts=6, row_tokens=60, new_tokens=40, self_reference=True)
+
+
+def _rows_file(tmp_path):
+    import json
+
+    path = tmp_path / "nums.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}, {i + 4}"})
+                            + "\n" for i in range(30)))
+    return path
+
+
+def test_scan_budget_errors_exit_4_with_the_budget_that_would_fit(cli, tmp_path):
+    data = _rows_file(tmp_path)
+    r = cli("scan", data, "--student", "tiny-random", "--out", tmp_path / "o", "--budget", "5s", "--skip-lineage")
+    assert r.exit_code == 4 and "cannot fit one round" in r.stderr and "or more" in r.stderr
+    assert not (tmp_path / "o").exists()
+    bad = cli("scan", data, "--student", "tiny-random", "--out", tmp_path / "o", "--budget", "soon")
+    assert bad.exit_code == 4 and "--budget" in bad.stderr
+
+
+def test_scan_records_the_budget_plan(cli, tmp_path):
+    import json
+
+    data = _rows_file(tmp_path)
+    r = cli("scan", data, "--student", "tiny-random", "--out", tmp_path / "o", "--budget", "2m", "--skip-lineage",
+            "--suites", "animals", "--quiet")
+    assert r.exit_code in (0, 1), r.stderr
+    sig = json.loads((tmp_path / "o" / "report.json").read_text())["stages"]["signature"]
+    assert sig["budget"]["seconds"] == 120 and sig["budget"]["rows"] == sig["config"]["max_rows"]
+    assert sig["rounds"]["planned"] == sig["config"]["rounds"] >= 1

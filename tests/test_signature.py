@@ -176,3 +176,27 @@ def test_self_generated_reference_is_paired_and_the_result_follows_the_contract(
     assert unpaired["design"] == "two-sample"
     other = compute_signature(model, tok, data, number_rows(12, 1, start=100), small, cfg).to_dict()
     assert other["design"] == "two-sample"  # different prompts: nothing to pair
+
+
+def test_rounds_and_screening_score_a_subset_then_report_what_they_did(tiny):
+    """The screen scores a few prompts per class in rounds; the rest of a class only when it stands out."""
+    from distill_audit.traits.signature import screening
+
+    model, tok = tiny
+    traits = default_traits(load_suites(["animals", "misalignment"]))
+    screen, later = screening(traits, 2)
+    assert sum(t.category == "animal" for t in screen) == 2 and sum(t.benign for t in screen) == 4
+    assert {t.name for t in screen} | {t.name for t in later} == {t.name for t in traits}
+    data, ref = number_rows(30, 1), number_rows(30, 2)
+    cfg = SignatureConfig(max_rows=30, rounds=3, screen=2, expand_rows=30)
+    res = compute_signature(model, tok, data, ref, traits, cfg).to_dict()
+    r = res["rounds"]
+    assert r["planned"] == 3 and 1 <= r["looks"] <= 3 and r["level"] <= 0.05
+    assert res["n_data"] == r["rows_per_side"][0] <= 30
+    expanded = r.get("expanded")
+    scored = {t["trait"] for t in res["traits"]}
+    if expanded:  # a class stood out on random data: its other members were scored too
+        assert set(expanded["traits"]) <= scored
+    else:
+        assert len(scored) == 3 and any("screened out" in x for x in res["limits"])
+    assert res["config"]["alpha"] == 0.05  # the config echo keeps the user's alpha; `alpha` is the look's level

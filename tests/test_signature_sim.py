@@ -231,3 +231,47 @@ def test_split_half_reference_null_is_the_noise_floor():
     se_half = np.std(r[0].mean(axis=1), ddof=1) * np.sqrt(2 / 200)
     assert null["shift_abs_q95"] == pytest.approx(1.96 * se_half, rel=0.2)
     assert null["class_max_q95"] > 0 and null["class_max_q95"] < null["shift_abs_q95"]
+
+
+# ------------------------------------------------------------------ rounds (group-sequential)
+
+
+def _sequential(traits, data: np.ndarray, ref: np.ndarray, rounds: int, screen_names=None):
+    """What `_in_rounds` decides, on simulated LLS: stop at the first look where a class crosses."""
+    from distill_audit.traits.sequential import nominal_alpha
+
+    names = [t.name for t in traits]
+    fractions = [(k + 1) / rounds for k in range(rounds)]
+    levels = nominal_alpha(fractions, ALPHA)
+    out = []
+    for x, r in zip(data, ref):
+        for look, f in enumerate(fractions):
+            n = round(f * x.shape[0])
+            res = analyse({a: x[:n, k] for k, a in enumerate(names)}, {a: r[:n, k] for k, a in enumerate(names)},
+                          traits, SignatureConfig(n_resamples=5, alpha=levels[look]))
+            if any(c["significant"] for c in res.classes):
+                break
+        out.append(res)
+    return out
+
+
+@pytest.mark.parametrize("m,sims", [(4, 300), (21, 300), (94, 200)])
+def test_rounds_keep_the_false_positive_rate(m, sims):
+    traits = battery(m)
+    rng = np.random.default_rng(300 + m)
+    res = _sequential(traits, simulate(rng, sims, 200, traits), simulate(rng, sims, 200, traits), rounds=3)
+    assert np.mean([x.finding in ("trait", "class", "shift") for x in res]) <= upper(sims)
+
+
+def test_rounds_lose_little_power_and_usually_stop_early():
+    traits = battery(21)
+    sims = 300
+    rng = np.random.default_rng(11)
+    data = simulate(rng, sims, 200, traits) + shifted(traits, class_animal=0.006)
+    ref = simulate(rng, sims, 200, traits)
+    fixed = np.mean([x.finding == "class" for x in run(traits, data, ref)])
+    seq = _sequential(traits, data, ref, rounds=3)
+    found = np.mean([x.finding == "class" for x in seq])
+    early = np.mean([x.n_data < 200 for x in seq])
+    assert found >= fixed - 0.05, (found, fixed)
+    assert early >= 0.3, early

@@ -65,6 +65,7 @@ def scan_cmd(
     skip_lineage: Annotated[bool, typer.Option("--skip-lineage", help="Do not test lineage.", rich_help_panel=_RUN)] = False,
     skip_signature: Annotated[bool, typer.Option("--skip-signature", help="Do not compute the data signature.", rich_help_panel=_RUN)] = False,
     skip_canary: Annotated[bool, typer.Option("--skip-canary", help="Do not run the canary fine-tune.", rich_help_panel=_RUN)] = False,
+    budget: Annotated[Optional[str], typer.Option("--budget", help="Time the signature is sized to on this machine (10m by default; 90s, 1h, ...): rows per side from this machine's measured speed, scored in rounds that stop early once settled. --signature-rows or --thorough set the rows instead.", rich_help_panel=_BUDGET, show_default=False)] = None,
     canary: Annotated[bool, typer.Option("--canary", help="Run the canary fine-tune (by default it runs only when a canary setting, --control or --thorough asks for it).", rich_help_panel=_BUDGET)] = False,
     suites: Annotated[Optional[str], typer.Option("--suites", help=f"Comma list of probe suites (built-in names or YAML files) for the signature and the canary (default {','.join(_SIGNATURE.suites)}; thorough every built-in one).", rich_help_panel=_BUDGET, show_default=False)] = None,
     signature_rows: Annotated[Optional[int], typer.Option("--signature-rows", min=2, help=f"Rows per side the signature scores ({_SIGNATURE_ROWS}).", rich_help_panel=_BUDGET, show_default=False)] = None,
@@ -104,7 +105,7 @@ def scan_cmd(
     opts = ScanOptions(
         data=data, student=student, teacher=teacher, reference=reference, control=control, out=out,
         formats=_formats(format), fail_on=fail_on, baseline=baseline, seed=seed, no_cache=no_cache,
-        skip_lineage=skip_lineage, skip_signature=skip_signature, skip_canary=skip_canary, run_canary=canary,
+        skip_lineage=skip_lineage, skip_signature=skip_signature, skip_canary=skip_canary, run_canary=canary, budget=budget,
         device=device,
         device_map=device_map, quantize=cli_config["quantize"],
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,

@@ -25,6 +25,7 @@ MIN_ROWS = 20  # per side: the smallest round the signature's tests are calibrat
 MAX_ROWS = 2000  # per side: beyond this the signature's power no longer limits a CPU scan
 ROUNDS = 4  # looks at the data (information fractions 1/4, 1/2, 3/4, 1)
 FIXED_SECONDS = 30.0  # loading the student, static checks, lineage, the measurement itself
+SCREEN_PER_CLASS = 3  # prompts per persona class in the screen (the rest of a class is scored if it stands out)
 SCREEN_SHARE = 0.6  # of the budget left after fixed costs: the screen; the rest expands a class that stands out
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
@@ -130,3 +131,48 @@ def machine_speed(ctx) -> dict[str, float]:
     except OSError:
         pass  # a read-only cache only costs the measurement next time
     return speed
+
+
+def apply_budget(ctx) -> BudgetPlan | None:
+    """Size the signature to `--budget` (default 10m) unless --signature-rows or --thorough sets its rows.
+
+    Sets rows per side, the rounds, the screen and the expansion's rows on the scan's
+    SignatureConfig; returns the plan (None when the budget does not decide the rows).
+    """
+    import dataclasses
+
+    from distill_audit.models.chat import encode
+    from distill_audit.scan.stages.reference import user_turns
+    from distill_audit.traits.signature import default_traits, screening, select_traits
+
+    opts = ctx.opts
+    seconds = parse_duration(opts.budget or DEFAULT_BUDGET)
+    sig_cfg, can_cfg, suites = ctx.configs
+    if opts.skip_signature or "max_rows" in opts.signature or opts.thorough:
+        return None
+    speed = machine_speed(ctx)
+    tok = ctx.lazy.get().tokenizer
+    rows = ctx.ds.samples[:64]
+    enc = [encode(tok, user_turns(s), s.completion) for s in rows]
+    row_tokens = sum(len(e.input_ids) for e in enc) / max(len(enc), 1)
+    new_tokens = 1.1 * sum(e.n_completion for e in enc) / max(len(enc), 1)
+    used, _ = select_traits(default_traits(suites), sig_cfg)
+    screen, later = screening(used, SCREEN_PER_CLASS)
+    canary = 0.0
+    from distill_audit.scan.stages.canary import CanaryStage
+
+    if CanaryStage().skip_reason(ctx) is None:
+        from distill_audit.traits.canary import planned_work
+
+        work = planned_work(can_cfg, n_rows=len(ctx.ds), mean_row_tokens=row_tokens)
+        canary = work["train_tokens"] / speed["train_tokens_per_s"] + work["probe_tokens"] / speed["forward_tokens_per_s"]
+    plan = plan_budget(seconds - canary, speed, n_rows=len(ctx.ds), n_prompts=len(screen), row_tokens=row_tokens,
+                       new_tokens=new_tokens, self_reference=ctx.user_reference is None)
+    if canary:
+        plan.cut.append(f"the canary takes about {fmt_duration(canary)} of the budget")
+    largest = max([sum(1 for t in later if not t.benign and t.category == c) for c in {t.category for t in later}] or [0])
+    per_prompt_row = 2 * row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
+    expand_rows = int(plan.expansion_seconds // (per_prompt_row * largest)) if largest else plan.rows
+    ctx.configs = (dataclasses.replace(sig_cfg, max_rows=plan.rows, rounds=plan.rounds, screen=SCREEN_PER_CLASS,
+                                       expand_rows=min(plan.rows, expand_rows)), can_cfg, suites)
+    return plan

@@ -194,6 +194,7 @@ class ScanContext:
     kind: str = "unknown"
     lazy: LazyStudent | None = None
     configs: Any = None  # (SignatureConfig, CanaryConfig, suites) from stage_configs
+    budget: Any = None  # the BudgetPlan that sized the signature, when --budget did
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, StageResult] = field(default_factory=dict)
 

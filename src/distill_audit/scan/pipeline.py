@@ -61,6 +61,7 @@ class ScanOptions:
     skip_lineage: bool = False
     skip_signature: bool = False
     skip_canary: bool = False
+    budget: str | None = None  # --budget: a duration the signature is sized to (None: the default, 10m)
     run_canary: bool = False  # --canary: run it although the default plan would not (see scan/stages/canary.py)
     device: str = "cpu"
     device_map: str | None = None  # accelerate places the student (e.g. "auto": over every GPU); overrides device
@@ -282,6 +283,9 @@ def setup(ctx: ScanContext) -> None:
     ctx.kind = data_kind(None, ctx.ds.samples)
     ctx.configs = stage_configs(opts, ctx.seeds)
     ctx.lazy = student_loader(opts, ctx.student_ref)
+    from distill_audit.scan.budget import apply_budget
+
+    ctx.budget = apply_budget(ctx)
 
 
 def sample_rows(ds: AuditDataset, by_stage: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -134,6 +134,11 @@ class SignatureConfig:
     top_fraction: float = 0.2  # rows flagged as the top of what was found (the top quintile)
     design: str = "auto"  # "auto" (paired when the reference answers the data's prompts), "paired", "two-sample"
     seed: int = 0
+    # Rounds and screening (the scan's --budget sets them; the defaults score everything at once):
+    rounds: int = 1  # looks at the data; >1 stops early on group-sequential boundaries (traits/sequential.py)
+    screen: int = 0  # prompts per persona class scored in the rounds (0: every prompt); the rest of a class is
+    # scored only when that class stands out, on at most `expand_rows` rows
+    expand_rows: int | None = None
 
 
 QUESTIONS = ("shift", "classes", "contrasts")  # the families that can make a finding; each gets alpha / 3
@@ -175,6 +180,7 @@ class SignatureResult:
     mde_max: float | None = None
     top_rows_by: str | None = None
     data_stats: dict[str, np.ndarray] = field(default_factory=dict)  # "shift", "class_<c>", "contrast_<t>" per data row
+    rounds: dict[str, Any] | None = None  # looks taken, rows scored, the level tested at, what was expanded
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +210,7 @@ class SignatureResult:
             "not_covered": list(self.not_covered),
             "top_rows": list(self.top_rows),
             "top_rows_by": self.top_rows_by,
+            "rounds": self.rounds,
             "config": self.config,
         }
 
@@ -305,18 +312,26 @@ def row_logprobs(model, tokenizer, samples: Sequence[Sample], system: str | None
     return mean_logprobs(completion_logprobs(model, tokenizer, encoded, batch_size=cfg.batch_size))
 
 
-def _lls(model, tokenizer, samples, traits, cfg, label: str) -> dict[str, np.ndarray]:
+def _lls(model, tokenizer, samples, traits, cfg, label: str, base: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-row LLS under each trait's prompt; `base` (the rows' plain log-probs) is scored unless given."""
+    return _scores(model, tokenizer, samples, traits, cfg, label, base)[0]
+
+
+def _scores(model, tokenizer, samples, traits, cfg, label: str, base: np.ndarray | None = None
+            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     # Under `accelerate launch` each process scores a shard of the rows; every process
     # gets all rows back in order (one process: the shard is every row).
     local = distributed.shard(samples)
-    base = row_logprobs(model, tokenizer, local, None, cfg)
+    if base is None:
+        base = np.asarray(distributed.gather(list(row_logprobs(model, tokenizer, local, None, cfg))), dtype=np.float64)
+    mine = distributed.shard(list(base))
     out = {}
     with ui.progress_task(f"signature ({label})", total=len(traits)) as task:
         for trait in traits:
-            shift = row_logprobs(model, tokenizer, local, trait.system, cfg) - base
+            shift = row_logprobs(model, tokenizer, local, trait.system, cfg) - np.asarray(mine, dtype=np.float64)
             out[trait.name] = np.asarray(distributed.gather(list(shift)), dtype=np.float64)
             task.advance()
-    return out
+    return out, base
 
 
 # ------------------------------------------------------------------ analysis
@@ -617,11 +632,96 @@ def compute_signature(
                                len(data_rows), len(ref_rows), None, config, design=design,
                                alpha=cfg.alpha, correction=cfg.correction)
 
-    data_lls = _lls(model, tokenizer, data_rows, used, cfg, "data")
-    ref_lls = _lls(model, tokenizer, ref_rows, used, cfg, "reference")
-    return analyse(data_lls, ref_lls, used, cfg, paired=design == "paired",
-                   data_index=[s.index for s in data_rows], data_lines=[s.line for s in data_rows],
-                   limits=limits, not_covered=not_covered)
+    screen, later = screening(used, cfg.screen)
+    if cfg.rounds <= 1 and not later:
+        data_lls = _lls(model, tokenizer, data_rows, used, cfg, "data")
+        ref_lls = _lls(model, tokenizer, ref_rows, used, cfg, "reference")
+        return analyse(data_lls, ref_lls, used, cfg, paired=design == "paired",
+                       data_index=[s.index for s in data_rows], data_lines=[s.line for s in data_rows],
+                       limits=limits, not_covered=not_covered)
+    return _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, design == "paired", limits,
+                      not_covered)
+
+
+def screening(traits: Sequence[Trait], per_class: int) -> tuple[list[Trait], list[Trait]]:
+    """(prompts scored in the rounds, prompts kept for a class that stands out).
+
+    The screen keeps the first `per_class` members of each class (the suite's order) and
+    half the benign personas (at least 3): enough to measure the shift and every class
+    against the benign controls at a fraction of the battery's cost. 0 keeps everything.
+    """
+    if per_class <= 0:
+        return list(traits), []
+    seen: dict[str, int] = {}
+    n_benign = max(3, (sum(t.benign for t in traits) + 1) // 2)
+    screen, later = [], []
+    for t in traits:
+        key = "benign" if t.benign else trait_class(t)
+        seen[key] = seen.get(key, 0) + 1
+        (screen if seen[key] <= (n_benign if t.benign else per_class) else later).append(t)
+    return screen, later
+
+
+def _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired, limits, not_covered
+               ) -> SignatureResult:
+    """Score the screen in rounds, stop once a class crosses its group-sequential boundary, then
+    score the rest of each class that stands out (on at most `cfg.expand_rows` rows).
+
+    Every look tests at its boundary's nominal level (O'Brien-Fleming spending of alpha over
+    `cfg.rounds` looks), so stopping early keeps the false-positive rate; the final analysis
+    tests at the level of the look it stopped at.
+    """
+    from distill_audit.traits.sequential import nominal_alpha
+
+    rounds = max(1, int(cfg.rounds))
+    fractions = [(k + 1) / rounds for k in range(rounds)]
+    levels = nominal_alpha(fractions, cfg.alpha)
+    n_d, n_r = len(data_rows), len(ref_rows)
+    data_lls: dict[str, np.ndarray] = {}
+    ref_lls: dict[str, np.ndarray] = {}
+    base_d, base_r = np.zeros(0), np.zeros(0)
+    res = None
+    look = 0
+    done_d = done_r = 0
+    for look, f in enumerate(fractions):
+        upto_d, upto_r = max(2, round(f * n_d)), max(2, round(f * n_r))
+        new_d, bd = _scores(model, tokenizer, data_rows[done_d:upto_d], screen, cfg, f"data, round {look + 1}")
+        new_r, br = _scores(model, tokenizer, ref_rows[done_r:upto_r], screen, cfg, f"reference, round {look + 1}")
+        for store, new in ((data_lls, new_d), (ref_lls, new_r)):
+            for name, v in new.items():
+                store[name] = np.concatenate([store.get(name, np.zeros(0)), v])
+        base_d, base_r = np.concatenate([base_d, bd]), np.concatenate([base_r, br])
+        done_d, done_r = upto_d, upto_r
+        res = analyse(data_lls, ref_lls, screen, dataclasses.replace(cfg, alpha=levels[look]), paired=paired)
+        if any(c["significant"] for c in res.classes):
+            break  # a class stands out: the rest of the budget goes to its specific traits
+    rounds_info = {"looks": look + 1, "planned": rounds, "rows_per_side": [done_d, done_r],
+                   "planned_rows": [n_d, n_r], "level": levels[look], "stopped_early": look + 1 < rounds}
+    standing = {c["class"] for c in res.classes if c["significant"]}
+    expand = [t for t in later if not t.benign and trait_class(t) in standing]
+    used = list(screen)
+    n_x = min(done_d, done_r, cfg.expand_rows if cfg.expand_rows is not None else done_d)
+    if expand and n_x >= MIN_ROWS:
+        more_d = _lls(model, tokenizer, data_rows[:n_x], expand, cfg, "data, expansion", base=base_d[:n_x])
+        more_r = _lls(model, tokenizer, ref_rows[:n_x], expand, cfg, "reference, expansion", base=base_r[:n_x])
+        data_lls = {**{k: v[:n_x] for k, v in data_lls.items()}, **more_d}
+        ref_lls = {**{k: v[:n_x] for k, v in ref_lls.items()}, **more_r}
+        used += expand
+        done_d = done_r = n_x
+        rounds_info["expanded"] = {"traits": [t.name for t in expand], "rows_per_side": n_x}
+    elif expand:
+        limits = [*limits, f"the specific traits of {', '.join(sorted(standing))} beyond the screen were not scored: "
+                           f"the budget left room for {n_x} rows (< {MIN_ROWS})"]
+    unscored = [t.name for t in later if t not in used]
+    if unscored:
+        limits = [*limits, f"{len(unscored)} prompts of the battery were not scored (screened out: their class did "
+                           "not stand out)"]
+    out = analyse(data_lls, ref_lls, used, dataclasses.replace(cfg, alpha=levels[look]), paired=paired,
+                  data_index=[s.index for s in data_rows[:done_d]], data_lines=[s.line for s in data_rows[:done_d]],
+                  limits=limits, not_covered=not_covered)
+    out.config = dataclasses.asdict(cfg)
+    out.rounds = rounds_info
+    return out
 
 
 # ------------------------------------------------------------------ teacher divergence

@@ -91,6 +91,9 @@ class SignatureStage(Stage):
         ref = ctx.results.get("reference")
         result.body["reference"] = {"origin": ctx.output("reference", "origin"),
                                     "decoding_source": ref.get("decoding_source") if ref else None}
+        if ctx.budget is not None:
+            result.body["budget"] = ctx.budget.to_dict()
+            result.limits += ctx.budget.cut
         return StageRun(result, rows=res.to_rows())
 
     def plan(self, ctx, speed) -> StagePlan:
