@@ -31,10 +31,11 @@ def user_turns(sample: Sample) -> list[dict[str, str]]:
 
 def reference_rows(ctx) -> int:
     """How many of the data's prompts the later stages need a neutral answer for."""
+    from distill_audit.scan.stages.canary import CanaryStage
+
     sig_cfg, can_cfg, _ = ctx.configs
-    opts = ctx.opts
-    return max(sig_cfg.max_rows if not opts.skip_signature else 0,
-               int(can_cfg.sample) if not opts.skip_canary and ctx.user_control is None else 0)
+    canary_runs = CanaryStage().skip_reason(ctx) is None and ctx.user_control is None
+    return max(sig_cfg.max_rows if not ctx.opts.skip_signature else 0, int(can_cfg.sample) if canary_runs else 0)
 
 
 def max_completion_tokens(tokenizer, samples: list[Sample]) -> int:
@@ -58,8 +59,7 @@ class ReferenceStage(Stage):
     evidence = False
 
     def _needed(self, ctx) -> bool:
-        opts = ctx.opts
-        return not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None)
+        return reference_rows(ctx) > 0
 
     def skip_reason(self, ctx) -> str | None:
         if ctx.user_reference is not None:
