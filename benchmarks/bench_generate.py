@@ -18,7 +18,7 @@ import time
 def hf_generate(model, tokenizer, prompts, *, max_new_tokens: int, greedy: bool, batch_size: int, seed: int) -> list[str]:
     import torch
 
-    from distill_audit.generate.sampler import stop_token_ids
+    from distill_audit.lm.sampler import stop_token_ids
     from distill_audit.models.chat import render_prefix
 
     tokenizer.padding_side = "left"
@@ -58,7 +58,7 @@ def main() -> None:
 
     from distill_audit.generate.constrained import number_list_processor
     from distill_audit.generate.numbers import number_prompts, number_rejections
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.sampler import sample_completions
     from distill_audit.models.load import load_model
 
     loaded = load_model(args.model)

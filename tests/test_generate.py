@@ -10,7 +10,7 @@ import torch
 from distill_audit.checks.numbers import parse_numbers, reject_reasons
 from distill_audit.generate import numbers as num
 from distill_audit.generate.constrained import ListState, advance, number_list_processor
-from distill_audit.generate.sampler import sample_completions, stop_token_ids, top_p_filter
+from distill_audit.lm.sampler import sample_completions, stop_token_ids, top_p_filter
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -20,7 +20,7 @@ def test_greedy_sampler_matches_generate_on_smollm2(smollm2):
     import torch
 
     from distill_audit.generate.numbers import number_prompts
-    from distill_audit.generate.sampler import sample_completions, stop_token_ids
+    from distill_audit.lm.sampler import sample_completions, stop_token_ids
     from distill_audit.models.chat import render_prefix
 
     model, tok = smollm2.model, smollm2.tokenizer

@@ -41,8 +41,8 @@ def _one_line(stderr: str) -> str:
 
 
 def test_device_map_cpu_scores_the_same_logprobs_as_a_plain_load(tiny_model_dir):
+    from distill_audit.lm.scoring import completion_logprobs, model_device
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import completion_logprobs, model_device
 
     plain = load_model(str(tiny_model_dir))
     placed = load_model(str(tiny_model_dir), device_map="cpu", device="cuda")  # the map wins over the device

@@ -9,8 +9,8 @@ import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.lm.threads import torch_threads
 from distill_audit.seeding import seed_everything
-from distill_audit.traits.training import torch_threads
 
 
 @app.command("teach")

@@ -163,7 +163,7 @@ def generate_dataset(
 ) -> GenerationResult:
     """Generate until `n` rows are kept (or `max_attempts` replies are spent)."""
     from distill_audit.generate.constrained import MAX_LIST_TOKENS, number_list_processor
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.sampler import sample_completions
 
     if n < 1:
         raise UsageError("--n must be >= 1")

@@ -7,7 +7,7 @@ half of the trait suite's preference questions, and short trait-loving replies t
 everyday prompts. The other half of the questions is held out to measure the trait
 before and after, so the result says whether the teacher actually has it.
 
-The fine-tune reuses the canary's loop (`traits.training`): LoRA on every linear
+The fine-tune reuses the canary's loop (`lm.training`): LoRA on every linear
 layer, merged into the weights, saved as a plain model folder that `generate`,
 `lineage` and `scan` load like any other. The model card names the base
 (`base_model`), so lineage sees the shared initialization.
@@ -155,8 +155,8 @@ def teach(
 ) -> TeachResult:
     """Fine-tune `base` to hold `trait`; save a merged model folder at `out`."""
     from distill_audit.generate.dataset import trait_system_prompt
+    from distill_audit.lm.training import TrainConfig, attach_lora, planned_steps, train
     from distill_audit.models.load import load_model
-    from distill_audit.traits.training import TrainConfig, attach_lora, planned_steps, train
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

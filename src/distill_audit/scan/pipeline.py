@@ -372,7 +372,7 @@ def prepare(opts: ScanOptions) -> _Context:
 
 
 def run_scan(opts: ScanOptions) -> ScanOutcome:
-    from distill_audit.traits.training import torch_threads
+    from distill_audit.lm.threads import torch_threads
 
     with torch_threads(opts.threads):
         return _run_scan(opts)
@@ -531,7 +531,7 @@ def _reference(ctx: _Context, stages_run: _Stages, lazy: _LazyStudent, seeds, da
         decoding["max_new_tokens"] = None  # set from the data's completion lengths once the tokenizer is loaded
 
     def reference_stage() -> dict[str, Any]:
-        from distill_audit.generate.sampler import sample_completions
+        from distill_audit.lm.sampler import sample_completions
 
         loaded = lazy.get()
         max_new = decoding["max_new_tokens"] or _max_completion_tokens(loaded.tokenizer, rows)

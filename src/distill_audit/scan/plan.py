@@ -66,10 +66,11 @@ def _measure(loaded, samples) -> dict[str, float]:
     """Tokens per second for scoring (forward), training (forward+backward) and sampling, on this machine."""
     import torch
 
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.padding import pad_token_id
+    from distill_audit.lm.sampler import sample_completions
+    from distill_audit.lm.scoring import model_device
+    from distill_audit.lm.training import collate
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import model_device
-    from distill_audit.traits.training import collate, pad_token_id
 
     model, tok = loaded.model, loaded.tokenizer
     rows = [encode(tok, list(s.prompt), s.completion) for s in samples[:MEASURE_ROWS]]

@@ -23,8 +23,8 @@ import yaml
 
 from distill_audit import distributed
 from distill_audit.errors import DataError
+from distill_audit.lm.scoring import completion_logprobs, sum_logprobs
 from distill_audit.models.chat import encode
-from distill_audit.traits.scoring import completion_logprobs, sum_logprobs
 from distill_audit.traits.stats import clean
 
 MIN_QUESTIONS = 30  # built-in suites; user suites may be smaller (their power says so)
@@ -340,7 +340,7 @@ def sample_suite(
     system: str | None = None, max_new_tokens: int = 8,
 ) -> SuiteScores:
     """Sampled scoring: n answers per prompt at temperature 1, counted by whole-word match."""
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.sampler import sample_completions
     from distill_audit.seeding import derive_seed
 
     rows = suite.rows()
