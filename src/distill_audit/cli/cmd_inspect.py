@@ -22,16 +22,15 @@ from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
-    DataOptions,
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
     SampleOpt,
     SchemaOpt,
     SkipBadRowsOpt,
-    load_data,
 )
 from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.options import DataOptions, load_data
 from distill_audit.seeding import seed_everything
 
 

@@ -319,7 +319,7 @@ class _Context:
 
 def prepare(opts: ScanOptions) -> _Context:
     """Validate inputs and resolve models (no model is loaded): shared by scan and --dry-run."""
-    from distill_audit.cli.options import DataOptions, load_data
+    from distill_audit.ingest.options import DataOptions, load_data
     from distill_audit.models.load import placement_kwargs
     from distill_audit.models.resolve import resolve_model
 
