@@ -7,12 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import has_embedded
 
+from conftest import has_embedded
 from distill_audit.lineage import check_lineage
-from distill_audit.lineage.names import normalize_name
-from distill_audit.lineage.registry import load_registry
 from distill_audit.lineage.weights import aligned_test, fisher, matched_test
+from distill_audit.models.names import normalize_name
+from distill_audit.models.registry import load_registry
 
 
 @pytest.mark.parametrize(

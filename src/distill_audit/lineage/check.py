@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from distill_audit.errors import ModelError
 from distill_audit.lineage.metadata import ModelMetadata, read_metadata, shape_difference
-from distill_audit.lineage.names import normalize_name
-from distill_audit.lineage.registry import RegistryEntry, RegistryFinding, load_registry
 from distill_audit.lineage.weights import WeightTest, compare_weights
+from distill_audit.models.names import normalize_name
+from distill_audit.models.registry import RegistryEntry, RegistryFinding, load_registry
 from distill_audit.models.resolve import ModelRef, resolve_model
 
 _RANK = {"low": 0, "medium": 1, "high": 2}

@@ -1,4 +1,7 @@
-"""Tier 1: the curated registry of shared initializations (data in registry.yaml).
+"""Lineage tier 1: the curated registry of shared initializations (data in registry.yaml).
+
+It lives in models/ because name resolution needs it too (a closed model's vendor);
+the lineage check reads it from here, so lineage depends on models and not back.
 
 Each open family lists one initialization per size, with the fine-tunes and continued
 pretrainings that start from it; closed vendors are matched by name pattern, and the
@@ -17,7 +20,7 @@ from importlib.resources import files
 import yaml
 
 from distill_audit.errors import RunError
-from distill_audit.lineage.names import normalize_name
+from distill_audit.models.names import normalize_name
 
 SHARING_RELATIONS = {"pruned-from", "upscaled-from", "upcycled-from", "likely-same-base"}
 
@@ -178,5 +181,5 @@ class Registry:
 
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
-    text = files("distill_audit.lineage").joinpath("registry.yaml").read_text(encoding="utf-8")
+    text = files("distill_audit.models").joinpath("registry.yaml").read_text(encoding="utf-8")
     return Registry(yaml.safe_load(text))
