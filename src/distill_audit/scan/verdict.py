@@ -20,23 +20,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LEVELS = ("none", "low", "medium", "high")
-INCONCLUSIVE = "inconclusive"
-ALL_LEVELS = (*LEVELS, INCONCLUSIVE)
+# Levels and the stage-result readers live in low modules the reports share; still importable from here.
+from distill_audit.levels import ALL_LEVELS, INCONCLUSIVE, LEVELS, gate_rank  # noqa: F401
+from distill_audit.results import first_value as _first
+from distill_audit.results import lineage_weights, trait_rows
 
 SHARED_INIT = {"same-init", "possible-shared-init"}
 DIFFERENT_INIT = {"different-init", "same-family-different-init"}
 NUMBER_LIKE = {"numbers"}
-
-
-def gate_rank(level: str) -> int:
-    """Rank for `--fail-on` and `--baseline`: inconclusive counts as `medium`.
-
-    Untested risk must not pass a strict gate, but it is not evidence of high risk.
-    """
-    if level == INCONCLUSIVE:
-        return LEVELS.index("medium")
-    return LEVELS.index(level)
 
 
 @dataclass(frozen=True)
@@ -109,51 +100,6 @@ class Verdict:
 
 
 # ---------------------------------------------------------------- reading stage dicts
-
-
-def _first(d: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    return None
-
-
-def _ci(d: dict[str, Any]) -> list[float | None] | None:
-    ci = _first(d, "ci", "ci95", "confidence_interval")
-    if isinstance(ci, dict):
-        ci = [_first(ci, "low", "lo", "lower"), _first(ci, "high", "hi", "upper")]
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return [ci[0], ci[1]]
-    lo, hi = _first(d, "ci_low", "ci_lo", "lower"), _first(d, "ci_high", "ci_hi", "upper")
-    return [lo, hi] if lo is not None or hi is not None else None
-
-
-def trait_rows(stage: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Per-trait rows of a signature or canary result, normalized.
-
-    Returns dicts with trait, estimate, ci, p (adjusted when the stage adjusts), mde,
-    significant (None when the stage does not say).
-    """
-    if not stage:
-        return []
-    raw = _first(stage, "traits", "per_trait", "results")
-    if isinstance(raw, dict):
-        raw = [{"trait": k, **v} for k, v in raw.items() if isinstance(v, dict)]
-    rows = []
-    for r in raw or []:
-        if not isinstance(r, dict):
-            continue
-        rows.append(
-            {
-                "trait": str(_first(r, "trait", "name", "label")),
-                "estimate": _first(r, "estimate", "effect", "did", "shift", "mean"),
-                "ci": _ci(r),
-                "p": _first(r, "p_adj", "p_adjusted", "q", "p_holm", "p", "p_value"),
-                "mde": _first(r, "mde", "min_detectable_effect"),
-                "significant": r.get("significant"),
-            }
-        )
-    return rows
 
 
 def _specific_traits(stage: dict[str, Any] | None, alpha: float) -> list[str]:
@@ -293,14 +239,6 @@ def _powered(stage: dict[str, Any] | None, rows, max_mde: float | None) -> tuple
     if max_mde is not None and mde is not None and mde > max_mde:
         return False, f"minimum detectable effect {mde:.3g} is above the threshold {max_mde:.3g}"
     return True, None
-
-
-def lineage_weights(lineage: dict[str, Any] | None) -> dict[str, Any]:
-    """The weight tier's details (mean row cosine per layer, combined p), when it ran."""
-    for e in (lineage or {}).get("evidence") or []:
-        if isinstance(e, dict) and e.get("name") == "weights" and (e.get("details") or {}).get("layers"):
-            return e["details"]
-    return {}
 
 
 def _limits(stage: dict[str, Any] | None) -> list[str]:
