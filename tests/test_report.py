@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from distill_audit.errors import DataError
-from distill_audit.report.build import build_report, dumps, load_report, validate, write_outputs
+from distill_audit.report.build import build_report, dumps, load_report, validate
+from distill_audit.report.render import write_outputs
 from distill_audit.scan.verdict import evaluate_gate, judge
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_audit import __version__
-from distill_audit.atomic import atomic_path, write_text
+from distill_audit.atomic import atomic_path
 from distill_audit.errors import DataError
 
 SCHEMA_VERSION = "1.0"
@@ -100,21 +100,6 @@ def write_samples_parquet(rows: list[dict[str, Any]], target: str | Path) -> Pat
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     return Path(target)
-
-
-def write_outputs(report: dict[str, Any], out_dir: str | Path, formats: list[str]) -> dict[str, Path]:
-    """Validate, then write report.json and each rendered format atomically."""
-    from distill_audit.report.render import render
-
-    validate(report)
-    out = Path(out_dir)
-    written: dict[str, Path] = {}
-    for fmt in formats:
-        if fmt == "parquet":
-            continue  # written by the pipeline, which holds the per-sample rows
-        text = dumps(report) if fmt == "json" else render(report, fmt)
-        written[fmt] = write_text(out / SUFFIX[fmt], text)
-    return written
 
 
 def build_report(

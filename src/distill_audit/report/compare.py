@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from distill_audit.levels import gate_rank
+from distill_audit.report.formatting import num
 from distill_audit.report.markdown import table
-from distill_audit.report.render import num
 
 
 def _evidence_index(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from distill_audit.report import svg
-from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
+from distill_audit.report.formatting import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
 from distill_audit.results import lineage_weights, trait_rows
 
 PLOT_TOP = 15  # traits per plot (by estimate), plus every significant one

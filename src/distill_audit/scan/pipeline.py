@@ -21,7 +21,8 @@ from distill_audit import distributed, ui
 from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
 from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
-from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_outputs, write_samples_parquet
+from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_samples_parquet
+from distill_audit.report.render import write_outputs
 from distill_audit.scan.cache import StageCache, stage_key
 from distill_audit.scan.verdict import LEVELS, VerdictConfig, evaluate_gate, judge
 from distill_audit.seeding import derive_seed, seed_everything
