@@ -70,8 +70,9 @@ def evidence_rows(report: dict[str, Any], top: int | None = None) -> list[dict[s
     return rows
 
 
-def _pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
+def pct(x: Any, missing: str = "—") -> str:
+    """A share as a percentage with one decimal ('12.5%'); `missing` for None."""
+    return missing if x is None else f"{100 * x:.1f}%"
 
 
 def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
@@ -91,14 +92,14 @@ def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
     prof = static.get("profile")
     if prof:
-        shares = ", ".join(f"{k} {_pct(v)}" for k, v in (prof.get("shares") or {}).items() if v)
+        shares = ", ".join(f"{k} {pct(v)}" for k, v in (prof.get("shares") or {}).items() if v)
         add("format profile", prof, "info", f"dominant {prof.get('dominant')}: {shares}")
     nums = static.get("numbers")
     if nums and (nums.get("number_list_rate") or 0) >= 0.5:
         reasons = ", ".join(f"{k} {v}" for k, v in list((nums.get("reject_reasons") or {}).items())[:4])
         ok = nums.get("pass_rate_all_rules") == 1
         add("number rules (paper)", nums, "pass" if ok else "warn",
-            f"{_pct(nums.get('pass_rate_all_rules'))} pass all rules" + (f"; rejects: {reasons}" if reasons else ""))
+            f"{pct(nums.get('pass_rate_all_rules'))} pass all rules" + (f"; rejects: {reasons}" if reasons else ""))
     leak = static.get("leakage")
     if leak:
         top = ", ".join(f"{w['word']} {w['rows']}" for w in (leak.get("by_word") or [])[:5])
