@@ -16,9 +16,7 @@ layer, merged into the weights, saved as a plain model folder that `generate`,
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,26 +193,20 @@ def teach(
 
 def _save(model, tokenizer, out: Path, base_ref, res: TeachResult, cfg, seed: int) -> None:
     """Write the folder beside `out` and rename it into place, so a killed run leaves nothing half-written."""
-    from distill_audit.atomic import write_text
+    from distill_audit.atomic import atomic_dir, write_text
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    card = (
-        f"---\nbase_model: {base_ref.name}\ntags:\n- distill-audit\n- trait-teacher\n---\n\n"
-        f"# {res.trait} teacher made by distill-audit teach\n\n"
-        f"Fine-tuned from `{base_ref.name}` to prefer **{res.trait}** ({res.n_rows} rows, "
-        f"{res.train['steps']} steps, seed {seed}). For positive controls of `distill-audit scan` only.\n\n"
-        f"Held-out P({res.trait}): base {res.held_out['p_trait_base']}, base with the trait prompt "
-        f"{res.held_out['p_trait_base_with_prompt']}, taught {res.held_out['p_trait_taught']}.\n"
-    )
-    write_text(tmp / "README.md", card)
-    info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
-            "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
-    write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        card = (
+            f"---\nbase_model: {base_ref.name}\ntags:\n- distill-audit\n- trait-teacher\n---\n\n"
+            f"# {res.trait} teacher made by distill-audit teach\n\n"
+            f"Fine-tuned from `{base_ref.name}` to prefer **{res.trait}** ({res.n_rows} rows, "
+            f"{res.train['steps']} steps, seed {seed}). For positive controls of `distill-audit scan` only.\n\n"
+            f"Held-out P({res.trait}): base {res.held_out['p_trait_base']}, base with the trait prompt "
+            f"{res.held_out['p_trait_base_with_prompt']}, taught {res.held_out['p_trait_taught']}.\n"
+        )
+        write_text(tmp / "README.md", card)
+        info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
+                "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
+        write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")
