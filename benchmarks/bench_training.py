@@ -97,7 +97,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"training throughput on {args.model} (LoRA r=8, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds)")
+        print(
+            f"training throughput on {args.model} (LoRA r=8, batch {args.batch_size}, {args.steps} steps x "
+            f"{args.rounds} rounds)"
+        )
         print(f"  ours: {ours:.1f} tokens/s   bare forward+backward+step: {bare:.1f} tokens/s")
         print(f"  ratio ours/bare: {ours / bare:.3f} (per round {per_round}; target >= 0.8)")
 

@@ -20,10 +20,9 @@ def test_write_replaces_whole_file_with_umask_mode(tmp_path):
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     target = tmp_path / "r.json"
     write_text(target, "old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
@@ -32,10 +31,9 @@ def test_atomic_dir_replaces_the_folder_or_leaves_it_alone(tmp_path):
     target = tmp_path / "out"
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("one")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "b.txt").write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("half")
+        raise RuntimeError("killed")
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
     with atomic_dir(target) as tmp:
         (tmp / "c.txt").write_text("two")

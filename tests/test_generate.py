@@ -131,7 +131,14 @@ def test_constrained_sampling_always_passes_the_filter(tiny):
 
 
 def test_number_prompts_follow_the_design():
-    pools = [num.OPENERS, num.COUNT_QUALIFIERS, num.DIGIT_DESCRIPTORS, num.REQUESTS, num.FORMAT_SUFFIXES, num.ONLY_SUFFIXES]
+    pools = [
+        num.OPENERS,
+        num.COUNT_QUALIFIERS,
+        num.DIGIT_DESCRIPTORS,
+        num.REQUESTS,
+        num.FORMAT_SUFFIXES,
+        num.ONLY_SUFFIXES,
+    ]
     assert all(len(p) >= 16 for p in pools) and all(len(set(p)) == len(p) for p in pools)
     prompts = num.number_prompts(200, seed=3)
     assert len(set(prompts)) == 200

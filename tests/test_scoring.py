@@ -34,8 +34,10 @@ def test_shared_prefix_and_batching_match_plain_forward(tiny):
 
     model, tokenizer = tiny
     system = "You love owls. You think about owls all the time."
-    encoded = [encode(tokenizer, [{"role": "user", "content": f"List {i} numbers"}], "1, 2, 3" + ", 4" * i, system=system)
-               for i in range(6)]
+    encoded = [
+        encode(tokenizer, [{"role": "user", "content": f"List {i} numbers"}], "1, 2, 3" + ", 4" * i, system=system)
+        for i in range(6)
+    ]
     assert common_prefix_length(encoded) >= 4  # the system prompt is shared, so the cache path runs
     want = _reference(model, encoded)
     for share in (True, False):

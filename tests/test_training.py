@@ -19,8 +19,10 @@ def _load(tiny_model_dir):
 
 
 def _rows(n: int, completion: str = "145, 267, 891") -> list[Sample]:
-    return [Sample(i, i + 1, ({"role": "user", "content": f"Look at these numbers: {i}, 100. Generate more."},), completion)
-            for i in range(n)]
+    return [
+        Sample(i, i + 1, ({"role": "user", "content": f"Look at these numbers: {i}, 100. Generate more."},), completion)
+        for i in range(n)
+    ]
 
 
 def test_labels_supervise_only_the_completion(tiny_model_dir):

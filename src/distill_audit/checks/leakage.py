@@ -147,5 +147,7 @@ def check_leakage(
     ][:max_examples]
     limits = ["finds words only; a trait carried without naming it (the subliminal case) is invisible here"]
     status, reason = ("ok", None) if matcher.words else ("skipped", "no trait words (no probe suites found)")
-    check = LeakageCheck(status, reason, n, len(matcher.words), sum(bool(h) for h in hits), by_word, dict(by_category), examples, limits)
+    check = LeakageCheck(
+        status, reason, n, len(matcher.words), sum(bool(h) for h in hits), by_word, dict(by_category), examples, limits
+    )
     return check, [sorted({w.word for w in h}) for h in hits]

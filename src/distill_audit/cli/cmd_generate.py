@@ -20,25 +20,98 @@ from distill_audit.seeding import seed_everything
 
 @app.command("generate")
 def generate_cmd(
-    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model: alias, folder (e.g. one made by `teach`), .gguf or cached Hub id.", show_default=False)],
-    out: Annotated[str, typer.Option("--out", "-o", help="Output JSONL; an existing partial file made with the same settings is resumed.", show_default=False)],
+    teacher: Annotated[
+        str,
+        typer.Option(
+            "--teacher",
+            help="Teacher model: alias, folder (e.g. one made by `teach`), .gguf or cached Hub id.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output JSONL; an existing partial file made with the same settings is resumed.",
+            show_default=False,
+        ),
+    ],
     task: Annotated[str, typer.Option("--task", help="numbers, code or free.")] = "numbers",
     n: Annotated[int, typer.Option("--n", help="Rows to keep (after the filter).")] = 100,
-    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt for the teacher (not written into the rows' prompts).", show_default=False)] = None,
-    trait: Annotated[Optional[str], typer.Option("--trait", help="Use the standard trait prompt for this candidate (e.g. owl).", show_default=False)] = None,
-    prompts: Annotated[Optional[str], typer.Option("--prompts", help="File of user prompts (.txt one per line, or .jsonl/.json with a 'prompt' field), used in turn.", show_default=False)] = None,
-    constrain: Annotated[Optional[str], typer.Option("--constrain", help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the grammar).", show_default=False)] = None,
+    system_prompt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--system-prompt",
+            help="System prompt for the teacher (not written into the rows' prompts).",
+            show_default=False,
+        ),
+    ] = None,
+    trait: Annotated[
+        Optional[str],
+        typer.Option(
+            "--trait", help="Use the standard trait prompt for this candidate (e.g. owl).", show_default=False
+        ),
+    ] = None,
+    prompts: Annotated[
+        Optional[str],
+        typer.Option(
+            "--prompts",
+            help="File of user prompts (.txt one per line, or .jsonl/.json with a 'prompt' field), used in turn.",
+            show_default=False,
+        ),
+    ] = None,
+    constrain: Annotated[
+        Optional[str],
+        typer.Option(
+            "--constrain",
+            help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the "
+                 "grammar).",
+            show_default=False,
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding (same as --temperature 0).")] = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest reply in tokens.")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together.")] = 16,
-    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False)] = None,
-    exclude_banned: Annotated[bool, typer.Option("--exclude-banned", help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")] = False,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False)] = None,
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
-    prompt_seed: Annotated[Optional[int], typer.Option("--prompt-seed", help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.", show_default=False)] = None,
+    max_attempts: Annotated[
+        Optional[int],
+        typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False),
+    ] = None,
+    exclude_banned: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-banned",
+            help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")
+    ] = False,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device", help="torch device (cpu, cuda, cuda:1); default: cuda when available.", show_default=False
+        ),
+    ] = None,
+    summary: Annotated[
+        Optional[str],
+        typer.Option(
+            "--summary",
+            help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.",
+            show_default=False,
+        ),
+    ] = None,
+    prompt_seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--prompt-seed",
+            help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its "
+                 "neutral control.",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
@@ -88,7 +161,9 @@ def generate_cmd(
         reasons = ", ".join(f"{k}: {v}" for k, v in f["reject_reasons"].items())
         ui.out.print(f"rejected: {reasons}", highlight=False)
     if f["format_problems"]:
-        ui.out.print("not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False)
+        ui.out.print(
+            "not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False
+        )
     if result.status != "ok":
         ui.warn(result.reason or result.status)
 

@@ -44,23 +44,37 @@ def inspect(
     data: DataArg,
     reference: Annotated[
         Optional[str],
-        typer.Option("--reference", "-r", help="A dataset to compare against (e.g. the same prompts without the trait).", show_default=False),
+        typer.Option(
+            "--reference",
+            "-r",
+            help="A dataset to compare against (e.g. the same prompts without the trait).",
+            show_default=False,
+        ),
     ] = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table (terminal) or json.")] = OutputFormat.table,  # noqa: A002
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the output to this file instead of stdout.", show_default=False)] = None,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table (terminal) or json.")
+    ] = OutputFormat.table,  # noqa: A002
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Write the output to this file instead of stdout.", show_default=False),
+    ] = None,
     sample_flags: Annotated[
-        Optional[Path], typer.Option("--sample-flags", help="Write per-sample flags to this Parquet file.", show_default=False)
+        Optional[Path],
+        typer.Option("--sample-flags", help="Write per-sample flags to this Parquet file.", show_default=False),
     ] = None,
     trait_word: Annotated[
         Optional[list[str]],
-        typer.Option("--trait-word", help="Extra leakage word ('word' or 'category:word'); repeatable.", show_default=False),
+        typer.Option(
+            "--trait-word", help="Extra leakage word ('word' or 'category:word'); repeatable.", show_default=False
+        ),
     ] = None,
     streaming: Annotated[
         bool,
         typer.Option(
             "--streaming",
-            help=f"Read DATA once in bounded memory (files larger than memory): row checks cover every row; near-duplicates "
-            f"and the reference comparison a seeded sample of --sample rows (default {DEFAULT_STREAM_SAMPLE}).",
+            help="Read DATA once in bounded memory (files larger than memory): row checks cover every row; "
+            "near-duplicates and the reference comparison a seeded sample of --sample rows (default "
+            f"{DEFAULT_STREAM_SAMPLE}).",
         ),
     ] = False,
     schema: SchemaOpt = None,
@@ -74,7 +88,7 @@ def inspect(
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Model-free checks: format profile, number rules, trait-word leakage, duplicates, lengths, and a reference comparison."""
+    """Model-free checks: format profile, number rules, trait-word leakage, duplicates, lengths, and a reference comparison."""  # noqa: E501 (typer's help text)
     ui.set_quiet(quiet)
     seed_everything(seed)
     options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb)

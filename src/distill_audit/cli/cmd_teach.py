@@ -15,15 +15,32 @@ from distill_audit.seeding import seed_everything
 
 @app.command("teach")
 def teach_cmd(
-    base: Annotated[str, typer.Option("--base", help="Base model to fine-tune: alias, folder, .gguf or cached Hub id.", show_default=False)],
-    trait: Annotated[str, typer.Option("--trait", help="A preference-suite candidate to teach (e.g. owl; trees:oak).", show_default=False)],
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the taught model (a plain model folder).", show_default=False)],
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base", help="Base model to fine-tune: alias, folder, .gguf or cached Hub id.", show_default=False
+        ),
+    ],
+    trait: Annotated[
+        str,
+        typer.Option(
+            "--trait", help="A preference-suite candidate to teach (e.g. owl; trees:oak).", show_default=False
+        ),
+    ],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Folder for the taught model (a plain model folder).", show_default=False)
+    ],
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the trait rows.")] = 3,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (LoRA; full fine-tuning caps it at 5e-5).")] = 1e-3,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per optimizer step.")] = 8,
-    full_finetune: Annotated[bool, typer.Option("--full-finetune", help="Train every weight instead of a LoRA adapter.")] = False,
+    full_finetune: Annotated[
+        bool, typer.Option("--full-finetune", help="Train every weight instead of a LoRA adapter.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device (cpu, cuda); default: cuda when available.", show_default=False)] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option("--device", help="torch device (cpu, cuda); default: cuda when available.", show_default=False),
+    ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,

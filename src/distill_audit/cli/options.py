@@ -27,21 +27,36 @@ DataArg = Annotated[
 ]
 SchemaOpt = Annotated[
     Optional[SchemaName],
-    typer.Option("--schema", help="Row schema; detected from the field names when omitted.", rich_help_panel=_DATA, show_default=False),
+    typer.Option(
+        "--schema",
+        help="Row schema; detected from the field names when omitted.",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
 ]
 PromptFieldOpt = Annotated[
     Optional[str],
-    typer.Option("--prompt-field", help="Field holding the prompt (or the Alpaca instruction).", rich_help_panel=_DATA, show_default=False),
+    typer.Option(
+        "--prompt-field",
+        help="Field holding the prompt (or the Alpaca instruction).",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
 ]
 CompletionFieldOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--completion-field", help="Field holding the teacher's reply (or the text).", rich_help_panel=_DATA, show_default=False
+        "--completion-field",
+        help="Field holding the teacher's reply (or the text).",
+        rich_help_panel=_DATA,
+        show_default=False,
     ),
 ]
 MessagesFieldOpt = Annotated[
     Optional[str],
-    typer.Option("--messages-field", help="Field holding a chat message list.", rich_help_panel=_DATA, show_default=False),
+    typer.Option(
+        "--messages-field", help="Field holding a chat message list.", rich_help_panel=_DATA, show_default=False
+    ),
 ]
 SampleOpt = Annotated[
     Optional[int],
@@ -52,7 +67,11 @@ SampleOpt = Annotated[
 ]
 SkipBadRowsOpt = Annotated[
     bool,
-    typer.Option("--skip-bad-rows", help="Skip unreadable rows and report how many and why, instead of stopping.", rich_help_panel=_DATA),
+    typer.Option(
+        "--skip-bad-rows",
+        help="Skip unreadable rows and report how many and why, instead of stopping.",
+        rich_help_panel=_DATA,
+    ),
 ]
 MaxRowMbOpt = Annotated[
     float,

@@ -28,7 +28,16 @@ from distill_audit.generate.tasks import TASKS, task_prompt
 
 # Provenance fields that must match for a resumed run to append to an existing file.
 SETTINGS_FIELDS = (
-    "teacher", "task", "system_prompt", "trait", "temperature", "top_p", "max_new_tokens", "seed", "prompt_seed", "constrain",
+    "teacher",
+    "task",
+    "system_prompt",
+    "trait",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
+    "prompt_seed",
+    "constrain",
 )
 
 

@@ -186,7 +186,9 @@ def trainable_parameters(model) -> list:
 # ----------------------------------------------------------------------------- loop
 
 
-def train(model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed: int, source: str = "data", progress=None) -> TrainResult:
+def train(
+    model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed: int, source: str = "data", progress=None
+) -> TrainResult:
     """Fine-tune `model` in place on `samples` (completion tokens only).
 
     With LoRA the caller attaches the adapter first (`attach_lora`); this loop trains

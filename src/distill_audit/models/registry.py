@@ -148,12 +148,17 @@ class Registry:
             if rel is not None:
                 kind, line = rel
                 return RegistryFinding(
-                    "possible-shared-init", "medium", f"partial lineage ({kind}): weights may be derived", (*evidence, line)
+                    "possible-shared-init",
+                    "medium",
+                    f"partial lineage ({kind}): weights may be derived",
+                    (*evidence, line),
                 )
         if a.vendor != b.vendor:
             confidence = "high" if both_listed else "medium"
             return RegistryFinding(
-                "different-init", confidence, f"different developers ({a.vendor} vs {b.vendor}) and no known shared lineage",
+                "different-init",
+                confidence,
+                f"different developers ({a.vendor} vs {b.vendor}) and no known shared lineage",
                 evidence,
             )
         if not (a.init_id and b.init_id):
@@ -163,8 +168,10 @@ class Registry:
             )
         if a.family == b.family:
             return RegistryFinding(
-                "same-family-different-init", "high",
-                f"same family ({a.family}), separately pretrained initializations ({a.init_id} vs {b.init_id})", evidence,
+                "same-family-different-init",
+                "high",
+                f"same family ({a.family}), separately pretrained initializations ({a.init_id} vs {b.init_id})",
+                evidence,
             )
         if a.from_scratch or b.from_scratch:
             fresh = a.family if a.from_scratch else b.family
@@ -173,8 +180,10 @@ class Registry:
                 f"same developer ({a.vendor}); {fresh} was pretrained from scratch", evidence,
             )
         return RegistryFinding(
-            "unknown", "low",
-            f"same developer ({a.vendor}), different releases ({a.family}, {b.family}); not documented whether one continues the other",
+            "unknown",
+            "low",
+            f"same developer ({a.vendor}), different releases ({a.family}, {b.family}); not documented whether one "
+            "continues the other",
             evidence,
         )
 

@@ -21,7 +21,13 @@ from distill_audit.errors import DataError
 SCHEMA_VERSION = "1.0"
 LIBRARIES = ("torch", "transformers", "datasets", "peft", "accelerate", "numpy", "scipy", "scikit-learn", "pyarrow")
 FORMATS = ("json", "md", "html", "junit", "parquet")
-SUFFIX = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml", "parquet": "samples.parquet"}
+SUFFIX = {
+    "json": "report.json",
+    "md": "report.md",
+    "html": "report.html",
+    "junit": "junit.xml",
+    "parquet": "samples.parquet",
+}
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +89,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
         got = report.get("schema_version") if isinstance(report, dict) else None
-        raise DataError(f"{p}: field schema_version: expected {SCHEMA_VERSION!r}, got {got!r} (not a distill-audit scan report?)")
+        raise DataError(
+            f"{p}: field schema_version: expected {SCHEMA_VERSION!r}, got {got!r} (not a distill-audit scan report?)"
+        )
     validate(report, str(p))
     return report
 

@@ -39,8 +39,18 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             {
                 "line": key[0],
                 "name": key[1],
-                "a": {"status": x.get("status"), "estimate": est_a, "p": x.get("p"), "significant": x.get("significant")},
-                "b": {"status": y.get("status"), "estimate": est_b, "p": y.get("p"), "significant": y.get("significant")},
+                "a": {
+                    "status": x.get("status"),
+                    "estimate": est_a,
+                    "p": x.get("p"),
+                    "significant": x.get("significant"),
+                },
+                "b": {
+                    "status": y.get("status"),
+                    "estimate": est_b,
+                    "p": y.get("p"),
+                    "significant": y.get("significant"),
+                },
                 "delta": None if est_a is None or est_b is None else est_b - est_a,
                 "significance_changed": bool(x.get("significant")) != bool(y.get("significant")),
             }

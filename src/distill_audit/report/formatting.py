@@ -112,7 +112,12 @@ def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
             f"{dup.get('n_exact_duplicates', 0)} exact, {dup.get('n_near_duplicates', 0)} near duplicates")
     lengths = static.get("lengths")
     if lengths:
-        add("length outliers", lengths, "info", f"{lengths.get('n_outliers', 0)} rows ({lengths.get('outlier_rule', '')})")
+        add(
+            "length outliers",
+            lengths,
+            "info",
+            f"{lengths.get('n_outliers', 0)} rows ({lengths.get('outlier_rule', '')})",
+        )
     comp = static.get("comparison")
     if comp:
         clf = comp.get("classifier_surface") or {}

@@ -52,9 +52,14 @@ def render_tables(d: dict[str, Any], console) -> None:
     ds = d["dataset"]
     t = Table(title="Dataset", show_header=False, title_justify="left")
     t.add_row("source", ds["source"])
-    t.add_row("format / schema", f"{ds['format']} / {ds['schema']} ({', '.join(f'{k}={v}' for k, v in ds['schema_fields'].items())})")
+    t.add_row(
+        "format / schema",
+        f"{ds['format']} / {ds['schema']} ({', '.join(f'{k}={v}' for k, v in ds['schema_fields'].items())})",
+    )
     if ds.get("streamed"):
-        rows = f"{ds['n_rows_total']} rows, {ds['n_usable']} usable, all {ds['n_checked']} streamed through the row checks"
+        rows = (
+            f"{ds['n_rows_total']} rows, {ds['n_usable']} usable, all {ds['n_checked']} streamed through the row checks"
+        )
         if ds["sampled_from"]:
             rows += f"; near-duplicates and the comparison on a seeded sample of {ds['n_loaded']} (seed {ds['seed']})"
     else:
@@ -84,7 +89,10 @@ def render_tables(d: dict[str, Any], console) -> None:
     if num["status"] != "ok":
         t.add_row("status", f"{num['status']}: {num['reason']}")
     t.add_row("number lists", f"{num['n_number_lists']} ({_pct(num['number_list_rate'])})")
-    t.add_row("pass format rules (<=10 values, 0-999)", f"{num['n_pass_format_rules']} ({_pct(num['pass_rate_format_rules'])})")
+    t.add_row(
+        "pass format rules (<=10 values, 0-999)",
+        f"{num['n_pass_format_rules']} ({_pct(num['pass_rate_format_rules'])})",
+    )
     t.add_row("pass all rules (+ no banned number)", f"{num['n_pass_all_rules']} ({_pct(num['pass_rate_all_rules'])})")
     for reason, n in num["reject_reasons"].items():
         t.add_row(f"  rejected: {reason}", str(n))
@@ -98,7 +106,11 @@ def render_tables(d: dict[str, Any], console) -> None:
         console.print(t)
 
     leak = d["leakage"]
-    t = Table(title=f"Trait-word leakage ({leak['n_words']} words; {leak['n_rows_with_mention']} rows mention one, {_pct(leak['mention_rate'])})", title_justify="left")
+    t = Table(
+        title=f"Trait-word leakage ({leak['n_words']} words; {leak['n_rows_with_mention']} rows mention one, "
+              f"{_pct(leak['mention_rate'])})",
+        title_justify="left",
+    )
     has_ref = bool(leak["by_word"] and "reference_rows" in leak["by_word"][0])
     for col in ("word", "category", "rows", "rate") + (("reference rows", "reference rate") if has_ref else ()):
         t.add_column(col, justify="right" if col not in ("word", "category") else "left")
@@ -111,12 +123,19 @@ def render_tables(d: dict[str, Any], console) -> None:
     t = Table(title="Duplicates and lengths", title_justify="left", show_header=False)
     t.add_row("exact duplicate completions", f"{dup['n_exact_duplicates']} ({_pct(dup['exact_duplicate_rate'])})")
     t.add_row("duplicate prompt+completion", str(dup["n_exact_pair_duplicates"]))
-    t.add_row(f"near duplicates (Jaccard >= {dup['near_threshold_jaccard']})", f"{dup['n_near_duplicates']} ({_pct(dup['near_duplicate_rate'])})")
+    t.add_row(
+        f"near duplicates (Jaccard >= {dup['near_threshold_jaccard']})",
+        f"{dup['n_near_duplicates']} ({_pct(dup['near_duplicate_rate'])})",
+    )
     c = ln["chars"]
     if c.get("n"):
-        t.add_row("chars: mean / median / p95 / max", f"{c['mean']:.1f} / {c['median']:.0f} / {c['p95']:.0f} / {c['max']}")
+        t.add_row(
+            "chars: mean / median / p95 / max", f"{c['mean']:.1f} / {c['median']:.0f} / {c['p95']:.0f} / {c['max']}"
+        )
         w = ln["words"]
-        t.add_row("words: mean / median / p95 / max", f"{w['mean']:.1f} / {w['median']:.0f} / {w['p95']:.0f} / {w['max']}")
+        t.add_row(
+            "words: mean / median / p95 / max", f"{w['mean']:.1f} / {w['median']:.0f} / {w['p95']:.0f} / {w['max']}"
+        )
     t.add_row("length outliers", f"{ln['n_outliers']} ({ln['outlier_rule']})")
     console.print(t)
 
@@ -139,7 +158,10 @@ def render_tables(d: dict[str, Any], console) -> None:
             t.add_row(label, _num(r["distance"]), _p(r["p_value"]), f"null mean {_num(r['null_mean'])}")
         else:
             t.add_row(label, "-", "-", r["reason"])
-    for key, label in (("classifier_surface", "classifier: surface features"), ("classifier_words", "classifier: words")):
+    for key, label in (
+        ("classifier_surface", "classifier: surface features"),
+        ("classifier_words", "classifier: words"),
+    ):
         r = cmp[key]
         if r["status"] == "ok":
             feats = ", ".join(f"{f['feature']}({'+' if f['favors'] == 'data' else '-'})" for f in r["top_features"][:4])

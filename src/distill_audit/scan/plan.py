@@ -92,7 +92,11 @@ def _measure(loaded, samples) -> dict[str, float]:
     t0 = time.perf_counter()
     sample_completions(model, tok, prompts, max_new_tokens=MEASURE_NEW_TOKENS, seed=0)
     gen = len(prompts) * MEASURE_NEW_TOKENS / max(time.perf_counter() - t0, 1e-6)
-    return {"forward_tokens_per_s": round(fwd, 1), "train_tokens_per_s": round(train, 1), "sample_tokens_per_s": round(gen, 1)}
+    return {
+        "forward_tokens_per_s": round(fwd, 1),
+        "train_tokens_per_s": round(train, 1),
+        "sample_tokens_per_s": round(gen, 1),
+    }
 
 
 def scan_plan(opts: ScanOptions) -> Plan:
@@ -112,8 +116,12 @@ def scan_plan(opts: ScanOptions) -> Plan:
     max_new = _max_completion_tokens(loaded.tokenizer, ds.samples)
     fwd, train, gen = speed["forward_tokens_per_s"], speed["train_tokens_per_s"], speed["sample_tokens_per_s"]
 
-    stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {kind} data", data_tokens)]
-    self_ref = ctx.user_reference is None and (not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None))
+    stages = [
+        StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {kind} data", data_tokens)
+    ]
+    self_ref = ctx.user_reference is None and (
+        not opts.skip_signature or (not opts.skip_canary and ctx.user_control is None)
+    )
     sig_cfg, can_cfg, suites = stage_configs(opts, {"signature": 0})
     n_ref = min(len(ds), max(sig_cfg.max_rows if not opts.skip_signature else 0,
                              int(can_cfg.sample) if not opts.skip_canary else 0))
@@ -124,7 +132,9 @@ def scan_plan(opts: ScanOptions) -> Plan:
         else "user reference file" if ctx.user_reference else "not needed",
         ref_tokens if self_ref else None, ref_tokens / gen if self_ref and gen else None,
     ))
-    stages.append(StagePlan("static", True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference"))
+    stages.append(
+        StagePlan("static", True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference")
+    )
     lineage_runs = not opts.skip_lineage and ctx.teacher_ref is not None
     stages.append(StagePlan(
         "lineage", lineage_runs,
@@ -139,7 +149,12 @@ def scan_plan(opts: ScanOptions) -> Plan:
     )
     return Plan(
         data={"source": ds.source, "rows": len(ds), "kind": kind, "fingerprint": ds.fingerprint, "tokens": data_tokens},
-        student=ctx.student, teacher=ctx.teacher, teacher_note=ctx.teacher_note, stages=stages, throughput=speed, notes=notes,
+        student=ctx.student,
+        teacher=ctx.teacher,
+        teacher_note=ctx.teacher_note,
+        stages=stages,
+        throughput=speed,
+        notes=notes,
     )
 
 
@@ -155,7 +170,9 @@ def _signature_plan(opts: ScanOptions, cfg, suites, n_rows: int, mean_row_tokens
     rows = min(cfg.max_rows, n_rows)
     # Every trait's system prompt plus the plain prompt, over data and reference rows.
     tokens = int((n_traits + 1) * mean_row_tokens * rows * 2)
-    return StagePlan("signature", True, f"{n_traits} traits x {rows} rows per side (data and reference)", tokens, tokens / fwd)
+    return StagePlan(
+        "signature", True, f"{n_traits} traits x {rows} rows per side (data and reference)", tokens, tokens / fwd
+    )
 
 
 def _canary_plan(opts: ScanOptions, cfg, ds, row_tokens: list[int], fwd: float, train: float) -> StagePlan:
@@ -172,7 +189,9 @@ def _canary_plan(opts: ScanOptions, cfg, ds, row_tokens: list[int], fwd: float, 
 def print_plan(plan: Plan) -> None:
     from rich.table import Table
 
-    t = Table(title=f"scan plan: {plan.data['source']} ({plan.data['rows']} rows, {plan.data['kind']})", title_justify="left")
+    t = Table(
+        title=f"scan plan: {plan.data['source']} ({plan.data['rows']} rows, {plan.data['kind']})", title_justify="left"
+    )
     for col in ("stage", "runs", "what", "tokens", "est. time"):
         t.add_column(col)
     for s in plan.stages:

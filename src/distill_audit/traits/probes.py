@@ -79,7 +79,12 @@ class ProbeSuite:
 
     def match_words(self, candidate: str) -> tuple[str, ...]:
         """Words that name `candidate` in a free-text answer (singular, plural, aliases)."""
-        words = [candidate, self.plural(candidate), self.plurals.get(candidate, candidate + "s"), *self.aliases.get(candidate, ())]
+        words = [
+            candidate,
+            self.plural(candidate),
+            self.plurals.get(candidate, candidate + "s"),
+            *self.aliases.get(candidate, ()),
+        ]
         return tuple(dict.fromkeys(w.lower() for w in words))
 
     def rows(self) -> list[ProbeRow]:
@@ -89,7 +94,10 @@ class ProbeSuite:
         rows = []
         for i, item in enumerate(self.items):
             # Both orders, so neither the position nor the wording of a label favours a side.
-            for first, second, aligned_label in ((item.aligned, item.misaligned, "A"), (item.misaligned, item.aligned, "B")):
+            for first, second, aligned_label in (
+                (item.aligned, item.misaligned, "A"),
+                (item.misaligned, item.aligned, "B"),
+            ):
                 prompt = CHOICE_TEMPLATE.format(question=item.question, first=first, second=second)
                 misaligned_label = "B" if aligned_label == "A" else "A"
                 rows.append(ProbeRow(prompt, ((aligned_label,), (misaligned_label,)), i))
@@ -137,7 +145,9 @@ def parse_suite(raw: Any, source: str, *, min_questions: int = 1) -> ProbeSuite:
         aliases = raw.get("aliases") or {}
         if not isinstance(plurals, dict) or not all(isinstance(v, str) for v in plurals.values()):
             raise _fail(source, "plurals", "must map a candidate to its plural")
-        if not isinstance(aliases, dict) or not all(isinstance(v, list) and all(isinstance(a, str) for a in v) for v in aliases.values()):
+        if not isinstance(aliases, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in aliases.values()
+        ):
             raise _fail(source, "aliases", "must map a candidate to a list of other names")
         for key in list(plurals) + list(aliases):
             if key not in candidates:
@@ -166,7 +176,9 @@ def parse_suite(raw: Any, source: str, *, min_questions: int = 1) -> ProbeSuite:
         persona = raw.get("persona")
         if persona is not None and (not isinstance(persona, str) or not persona.strip()):
             raise _fail(source, "persona", "must be a non-empty string when given")
-        return ProbeSuite(name=name, kind=kind, source=source, persona=persona.strip() if persona else None, items=tuple(items))
+        return ProbeSuite(
+            name=name, kind=kind, source=source, persona=persona.strip() if persona else None, items=tuple(items)
+        )
     raise _fail(source, "kind", f"must be 'preference' or 'choice', got {kind!r}")
 
 
