@@ -6,8 +6,8 @@ import dataclasses
 import random
 
 import pytest
-from conftest import has_embedded
 
+from conftest import has_embedded
 from distill_audit.ingest.records import Sample
 from distill_audit.traits.canary import CanaryConfig, run_canary
 from distill_audit.traits.probes import load_suites

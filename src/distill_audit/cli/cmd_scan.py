@@ -9,8 +9,6 @@ import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
-from distill_audit.distributed import QUANTIZE_BITS
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
@@ -21,6 +19,8 @@ from distill_audit.cli.options import (
     SchemaOpt,
     SkipBadRowsOpt,
 )
+from distill_audit.distributed import QUANTIZE_BITS
+from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.traits.canary import PRESETS as CANARY_PRESETS
 from distill_audit.traits.signature import THOROUGH as SIGNATURE_THOROUGH
 from distill_audit.traits.signature import SignatureConfig
