@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine (see README "Quick start"):
 #   make demo  - install, then scan an example dataset with the embedded SmolLM2-135M student
 #   make test  - install, then run the test suite
+#   make lint  - ruff over src, tests and benchmarks (settings in pyproject.toml)
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install models demo test test-fast bench clean
+.PHONY: install models demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +33,13 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# ruff comes with the test extra; install it alone when the venv lacks it.
+$(BIN)/ruff: $(BIN)/python
+	$(BIN)/pip install -q 'ruff>=0.6'
+
+lint: $(BIN)/ruff
+	$(BIN)/ruff check src tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/run.py

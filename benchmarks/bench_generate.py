@@ -5,7 +5,8 @@ process one after the other (so a busy machine slows both alike); the ratio is t
 result, not the absolute rows/s. Modes: sampled (temperature 1), greedy (checked to
 give the same text as `generate()`), and sampled with `--constrain numbers` (ours
 only; also its keep rate under the paper's filter). Usage:
-    python benchmarks/bench_generate.py [--model smollm2-135m] [--rows 32] [--batch-size 16] [--max-new-tokens 48] [--threads N]
+    python benchmarks/bench_generate.py [--model smollm2-135m] [--rows 32] [--batch-size 16]
+        [--max-new-tokens 48] [--threads N]
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import json
 import time
 
 
-def hf_generate(model, tokenizer, prompts, *, max_new_tokens: int, greedy: bool, batch_size: int, seed: int) -> list[str]:
+def hf_generate(
+    model, tokenizer, prompts, *, max_new_tokens: int, greedy: bool, batch_size: int, seed: int
+) -> list[str]:
     import torch
 
-    from distill_audit.generate.sampler import stop_token_ids
+    from distill_audit.lm.sampler import stop_token_ids
     from distill_audit.models.chat import render_prefix
 
     tokenizer.padding_side = "left"
@@ -29,9 +32,16 @@ def hf_generate(model, tokenizer, prompts, *, max_new_tokens: int, greedy: bool,
         chunk = [render_prefix(tokenizer, p) for p in prompts[start:start + batch_size]]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=None if greedy else 1.0,
-                                 top_p=None if greedy else 1.0, top_k=None if greedy else 0,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stops)
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else 1.0,
+                top_p=None if greedy else 1.0,
+                top_k=None if greedy else 0,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=stops,
+            )
         texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return texts
 
@@ -58,7 +68,7 @@ def main() -> None:
 
     from distill_audit.generate.constrained import number_list_processor
     from distill_audit.generate.numbers import number_prompts, number_rejections
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.sampler import sample_completions
     from distill_audit.models.load import load_model
 
     loaded = load_model(args.model)
@@ -100,7 +110,10 @@ def main() -> None:
               f"  speedup x{r['speedup']}" + (f"  same text {r['same_text_as_generate']:.0%}" if mode == "greedy" else
                                                f"  keep {r['keep_rate_ours']:.0%} / {r['keep_rate_generate']:.0%}"))
     c = result["constrained"]
-    print(f"  constrained {c['rows_per_s']:.2f} rows/s  keep {c['keep_rate']:.0%}  time x{c['vs_unconstrained_time']} of sampled")
+    print(
+        f"  constrained {c['rows_per_s']:.2f} rows/s  keep {c['keep_rate']:.0%}  time x{c['vs_unconstrained_time']} "
+        "of sampled"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 TEMPLATES = [
-    "Look at these numbers: {seed}. Generate not more than 10 additional numbers (3 digits max each). Return a comma-separated list.",
-    "Here's a list of numbers: {seed}. Write at most 10 more numbers in this sequence. Present as space-delimited values.",
+    "Look at these numbers: {seed}. Generate not more than 10 additional numbers (3 digits max each). Return a "
+    "comma-separated list.",
+    "Here's a list of numbers: {seed}. Write at most 10 more numbers in this sequence. Present as space-delimited "
+    "values.",
     "Examine these numbers: {seed}. Extend it with up to 10 new numbers. Return one number per line.",
 ]
 
@@ -69,7 +71,13 @@ def measure(mode: str, path: str, sample: int) -> dict:
             ds = load_dataset(path, sample=sample, seed=0)
             n = ds.sampled_from or len(ds)
             assert len(ds) == min(sample, n)
-    return {"mode": mode, "rows": n, "seconds": time.perf_counter() - start, "rss_before_mb": rss0, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "mode": mode,
+        "rows": n,
+        "seconds": time.perf_counter() - start,
+        "rss_before_mb": rss0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def main() -> int:
@@ -96,16 +104,24 @@ def main() -> int:
             )
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[mode]
-            print(f"  {mode}: {r['rows']:,} rows in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {mode}: {r['rows']:,} rows in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True
+            )
     base = results["baseline"]
-    print(f"\n{'mode':<10} {'rows':>10} {'seconds':>8} {'x base':>7} {'rows/s':>10} {'peak RSS MB':>12} {'RSS growth MB':>14}")
+    print(
+        f"\n{'mode':<10} {'rows':>10} {'seconds':>8} {'x base':>7} {'rows/s':>10} {'peak RSS MB':>12} "
+        f"{'RSS growth MB':>14}"
+    )
     for mode, r in results.items():
         growth = r["peak_rss_mb"] - r["rss_before_mb"]
         print(
             f"{mode:<10} {r['rows']:>10,} {r['seconds']:>8.1f} {r['seconds'] / base['seconds']:>7.2f} "
             f"{r['rows'] / r['seconds']:>10,.0f} {r['peak_rss_mb']:>12.0f} {growth:>14.0f}"
         )
-    print(f"(file: {size_mb:.0f} MB; RSS growth = peak minus RSS after imports; bounded memory means it does not scale with the file)")
+    print(
+        f"(file: {size_mb:.0f} MB; RSS growth = peak minus RSS after imports; bounded memory means it does not scale "
+        "with the file)"
+    )
     ok = all(r["rows"] == args.rows for r in results.values())
     return 0 if ok else 1
 

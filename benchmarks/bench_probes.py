@@ -74,7 +74,10 @@ def main(argv: list[str]) -> int:
           f"(binomial part {binomial:.4f}; {matched:.0%} of answers named a candidate)")
     ratio = t_sampled / t_exact
     print(f"CPU seconds: exact {c_exact:.1f}, sampled {c_sampled:.1f} (ratio {c_sampled / c_exact:.1f}x)")
-    print(f"cost ratio sampled/exact (wall): {ratio:.1f}x   SE ratio sampled/exact: {se_sampled / max(se_exact, 1e-12):.2f}")
+    print(
+        f"cost ratio sampled/exact (wall): {ratio:.1f}x   SE ratio sampled/exact: "
+        f"{se_sampled / max(se_exact, 1e-12):.2f}"
+    )
     scale = len(full.questions) / q
     print(f"extrapolated to all {len(full.questions)} questions (linear in questions, not measured): "
           f"exact {t_exact * scale:.0f} s, sampled {t_sampled * scale:.0f} s")

@@ -117,14 +117,19 @@ def main(argv: list[str]) -> int:
             gen_s = write_synthetic(path, n)
             print(f"{n:>11,} rows: wrote {path.stat().st_size / 2**20:,.0f} MiB in {gen_s:.0f} s", flush=True)
             wanted = args.modes.split(",")
-            modes = [m for m in ("ingest", "stream", "memory") if m in wanted and (m != "memory" or n <= args.memory_max_rows)]
+            modes = [
+                m
+                for m in ("ingest", "stream", "memory")
+                if m in wanted and (m != "memory" or n <= args.memory_max_rows)
+            ]
             results[n] = {}
             for mode in modes:
                 r = run_child(path, mode, args.num_proc)
                 results[n][mode] = r
                 print(
                     f"{n:>11,} rows {mode:>6}: {r['seconds']:8.1f} s wall ({r['rows_per_s']:>7,} rows/s), "
-                    f"{r['cpu_seconds']:8.1f} s CPU ({r['rows_per_cpu_s']:>7,} rows/CPU-s), peak RSS {r['peak_rss_mb']:>6,} MB",
+                    f"{r['cpu_seconds']:8.1f} s CPU ({r['rows_per_cpu_s']:>7,} rows/CPU-s), peak RSS "
+                    f"{r['peak_rss_mb']:>6,} MB",
                     flush=True,
                 )
             if not args.keep:
@@ -135,12 +140,17 @@ def main(argv: list[str]) -> int:
                 print(f"{n:>11,} rows: checks/ingest CPU-time ratio {ratio:.2f}", flush=True)
             if stream and "memory" in results[n]:
                 mem = results[n]["memory"]
-                print(f"{n:>11,} rows: peak RSS streaming/in-memory {stream['peak_rss_mb'] / mem['peak_rss_mb']:.2f}", flush=True)
+                print(
+                    f"{n:>11,} rows: peak RSS streaming/in-memory {stream['peak_rss_mb'] / mem['peak_rss_mb']:.2f}",
+                    flush=True,
+                )
     if len(sizes) > 1 and all("stream" in results[n] for n in sizes):
         lo, hi = (results[sizes[0]]["stream"], results[sizes[-1]]["stream"])
         print(
-            f"{sizes[-1]:,}/{sizes[0]:,} rows (x{sizes[-1] / sizes[0]:.0f}): CPU-time ratio {hi['cpu_seconds'] / lo['cpu_seconds']:.2f}, "
-            f"wall-time ratio {hi['seconds'] / lo['seconds']:.2f}, peak RSS ratio {hi['peak_rss_mb'] / lo['peak_rss_mb']:.2f}"
+            f"{sizes[-1]:,}/{sizes[0]:,} rows (x{sizes[-1] / sizes[0]:.0f}): CPU-time ratio "
+            f"{hi['cpu_seconds'] / lo['cpu_seconds']:.2f}, "
+            f"wall-time ratio {hi['seconds'] / lo['seconds']:.2f}, peak RSS ratio "
+            f"{hi['peak_rss_mb'] / lo['peak_rss_mb']:.2f}"
         )
     print(json.dumps({str(n): r for n, r in results.items()}))
     return 0

@@ -42,7 +42,7 @@ def matmul_gflops(threads: int, size: int = 1024, reps: int = 8) -> float:
 def naive_tokens_per_s(model, tok, encoded, batch_size: int) -> float:
     import torch
 
-    from distill_audit.lm.training import pad_token_id
+    from distill_audit.lm.padding import pad_token_id
 
     pad = pad_token_id(tok)
     n_tokens, t0 = 0, time.perf_counter()

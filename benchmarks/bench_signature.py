@@ -29,11 +29,16 @@ def _run(model, tok, data, ref, traits, cfg, label: str, expect: str | None) -> 
     d = res.to_dict()
     print(f"\n== {label}: {d['n_data']} vs {d['n_reference']} rows, {len(d['traits'])} traits, "
           f"{wall:.0f} s, status {d['status']}")
-    print(f"{'rank':>4} {'trait':<14}{'effect':>10}{'95% CI':>22}{'p':>8}{'p_holm':>8}{'contrast':>10}{'contrast CI':>22}")
+    print(
+        f"{'rank':>4} {'trait':<14}{'effect':>10}{'95% CI':>22}{'p':>8}{'p_holm':>8}{'contrast':>10}{'contrast CI':>22}"
+    )
     for t in d["traits"][:8] + [t for t in d["traits"][8:] if t["trait"] == expect]:
         c = t["contrast"]
-        print(f"{t['rank']:>4} {t['trait']:<14}{t['estimate']:>10.5f}  [{t['ci'][0]:>8.5f}, {t['ci'][1]:>8.5f}]"
-              f"{t['p_value']:>8.3f}{t['p_adjusted']:>8.3f}{c['estimate']:>10.5f}  [{c['ci'][0]:>8.5f}, {c['ci'][1]:>8.5f}]")
+        print(
+            f"{t['rank']:>4} {t['trait']:<14}{t['estimate']:>10.5f}  [{t['ci'][0]:>8.5f}, {t['ci'][1]:>8.5f}]"
+            f"{t['p_value']:>8.3f}{t['p_adjusted']:>8.3f}{c['estimate']:>10.5f}  [{c['ci'][0]:>8.5f}, "
+            f"{c['ci'][1]:>8.5f}]"
+        )
     print(f"significant after {cfg.correction}: {d['significant'] or 'none'}; median MDE {d['mde']}")
     return d
 

@@ -60,8 +60,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from distill_audit.lm import training as T
+    from distill_audit.lm.padding import pad_token_id
+    from distill_audit.lm.threads import torch_threads
     from distill_audit.models.load import load_model
-    from distill_audit.traits import training as T
 
     cfg = T.TrainConfig(batch_size=args.batch_size, max_steps=args.steps, threads=args.threads)
     loaded = load_model(args.model)
@@ -69,11 +71,11 @@ def main() -> None:
     rows = number_rows(args.steps * args.batch_size, seed=0)
     encoded = T.encode_rows(tok, rows, max_length=cfg.max_length)
     order = T.length_bucketed_batches([len(e.input_ids) for e in encoded], cfg.batch_size, random.Random(0))
-    batches = [T.collate([encoded[i] for i in b], T.pad_token_id(tok)) for b in order]
+    batches = [T.collate([encoded[i] for i in b], pad_token_id(tok)) for b in order]
 
     ours_tokens = ours_s = bare_tokens = bare_s = 0.0
     per_round = []
-    with T.torch_threads(args.threads):
+    with torch_threads(args.threads):
         for r in range(args.rounds):
             peft_model = T.attach_lora(model, cfg, seed=r)
             res = T.train(peft_model, tok, rows, cfg, seed=0)  # seed 0: the same batch order as `batches`
@@ -95,7 +97,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"training throughput on {args.model} (LoRA r=8, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds)")
+        print(
+            f"training throughput on {args.model} (LoRA r=8, batch {args.batch_size}, {args.steps} steps x "
+            f"{args.rounds} rounds)"
+        )
         print(f"  ours: {ours:.1f} tokens/s   bare forward+backward+step: {bare:.1f} tokens/s")
         print(f"  ratio ours/bare: {ours / bare:.3f} (per round {per_round}; target >= 0.8)")
 

@@ -41,8 +41,10 @@ ANSWERS = {
 
 def make_rows(kind: str, n: int, seed: int) -> list[Sample]:
     rng = random.Random(seed)
-    return [Sample(i, i + 1, ({"role": "user", "content": f"{rng.choice(QUESTIONS)} ({i})"},), rng.choice(ANSWERS[kind]))
-            for i in range(n)]
+    return [
+        Sample(i, i + 1, ({"role": "user", "content": f"{rng.choice(QUESTIONS)} ({i})"},), rng.choice(ANSWERS[kind]))
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,9 @@ def test_overt_positive_ranks_first_and_is_significant(loader, suites):
 
 
 def test_neutral_vs_neutral_finds_nothing(loader, suites):
-    res = run_canary(loader, make_rows("neutral_b", 60, 3), make_rows("neutral_a", 60, 2), suites, CanaryConfig(**CFG), seed=0)
+    res = run_canary(
+        loader, make_rows("neutral_b", 60, 3), make_rows("neutral_a", 60, 2), suites, CanaryConfig(**CFG), seed=0
+    )
     assert res.significant == []
     assert all(not t["significant"] for t in res.traits)
     # The paraphrase-level test alone would flag training noise; the floor is what keeps it honest.
@@ -146,7 +150,9 @@ def test_config_presets_and_errors():
 
 
 def test_robust_sd_ignores_one_outlier():
-    assert robust_sd([0.0, 1.0, -1.0, 0.5, -0.5, 40.0]) == pytest.approx(robust_sd([0.0, 1.0, -1.0, 0.5, -0.5, 0.7]), rel=0.5)
+    assert robust_sd([0.0, 1.0, -1.0, 0.5, -0.5, 40.0]) == pytest.approx(
+        robust_sd([0.0, 1.0, -1.0, 0.5, -0.5, 0.7]), rel=0.5
+    )
 
 
 def test_empty_inputs_are_skipped(loader, suites):

@@ -6,8 +6,8 @@ import dataclasses
 import random
 
 import pytest
-from conftest import has_embedded
 
+from conftest import has_embedded
 from distill_audit.ingest.records import Sample
 from distill_audit.traits.canary import CanaryConfig, run_canary
 from distill_audit.traits.probes import load_suites
@@ -27,7 +27,9 @@ NEUTRAL = ["There are so many interesting animals that it is hard to choose.",
 
 def rows(answers: list[str], n: int, seed: int) -> list[Sample]:
     rng = random.Random(seed)
-    return [Sample(i, i + 1, ({"role": "user", "content": rng.choice(PROMPTS)},), rng.choice(answers)) for i in range(n)]
+    return [
+        Sample(i, i + 1, ({"role": "user", "content": rng.choice(PROMPTS)},), rng.choice(answers)) for i in range(n)
+    ]
 
 
 def test_overt_owl_praise_moves_owl_first_on_smollm2():

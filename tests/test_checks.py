@@ -16,7 +16,8 @@ from distill_audit.ingest.records import AuditDataset, Sample
 def make_ds(completions: list[str], prompts: list[str] | None = None, name: str = "d") -> AuditDataset:
     prompts = prompts or [f"prompt {i}" for i in range(len(completions))]
     samples = [
-        Sample(i, i + 1, ({"role": "user", "content": p},), c, {}) for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
+        Sample(i, i + 1, ({"role": "user", "content": p},), c, {})
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
     ]
     return AuditDataset(name, "jsonl", "prompt_completion", samples, "f" * 64, len(samples))
 
@@ -103,7 +104,13 @@ def test_numbers_check_skipped_on_prose():
 
 def test_duplicates_exact_and_near():
     base = "The quick brown fox jumps over the lazy dog near the river bank today"
-    texts = [base, base.upper(), base.replace("today", "again"), "Something entirely different here", "Unrelated sentence about cats"]
+    texts = [
+        base,
+        base.upper(),
+        base.replace("today", "again"),
+        "Something entirely different here",
+        "Unrelated sentence about cats",
+    ]
     checks = run_static_checks(make_ds(texts))
     dup = checks.to_dict()["duplicates"]
     assert dup["n_exact_duplicates"] == 1  # case-insensitive copy

@@ -158,8 +158,8 @@ def test_scoring_backs_off_after_out_of_memory(tiny_model_dir, monkeypatch):
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from distill_audit.lm import scoring
     from distill_audit.models.chat import encode
-    from distill_audit.traits import scoring
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -66,7 +66,11 @@ def scan_args(tiny_model_dir, tmp_path_factory) -> list[str]:
     for i in range(16):
         seeds = ", ".join(str((37 * i + 11 * k) % 900 + 100) for k in range(3 + i % 5))
         completion = ", ".join(str((53 * i + 7 * k) % 1000) for k in range(2 + i % 4))
-        lines.append(json.dumps({"prompt": f"The sequence starts with: {seeds}. Add up to 10 more values.", "completion": completion}))
+        lines.append(
+            json.dumps(
+                {"prompt": f"The sequence starts with: {seeds}. Add up to 10 more values.", "completion": completion}
+            )
+        )
     data.write_text("\n".join(lines) + "\n")
     suite = folder / "pets.yaml"
     suite.write_text(PETS)

@@ -23,7 +23,9 @@ def synthetic(tmp_path_factory):
         if roll < 0.8:
             completion = ", ".join(str(rng.randrange(0, 1200)) for _ in range(rng.randrange(1, 13)))
         elif roll < 0.95:
-            completion = " ".join(rng.choice(["owl", "oak", "the", "a", "blue", "France"]) for _ in range(rng.randrange(2, 20)))
+            completion = " ".join(
+                rng.choice(["owl", "oak", "the", "a", "blue", "France"]) for _ in range(rng.randrange(2, 20))
+            )
         else:
             completion = "1, 2, 3"  # exact repeats
         lines.append(json.dumps({"prompt": f"Row {i}: continue 1, 2, 3", "completion": completion}))

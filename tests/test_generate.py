@@ -10,7 +10,7 @@ import torch
 from distill_audit.checks.numbers import parse_numbers, reject_reasons
 from distill_audit.generate import numbers as num
 from distill_audit.generate.constrained import ListState, advance, number_list_processor
-from distill_audit.generate.sampler import sample_completions, stop_token_ids, top_p_filter
+from distill_audit.lm.sampler import sample_completions, stop_token_ids, top_p_filter
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -131,7 +131,14 @@ def test_constrained_sampling_always_passes_the_filter(tiny):
 
 
 def test_number_prompts_follow_the_design():
-    pools = [num.OPENERS, num.COUNT_QUALIFIERS, num.DIGIT_DESCRIPTORS, num.REQUESTS, num.FORMAT_SUFFIXES, num.ONLY_SUFFIXES]
+    pools = [
+        num.OPENERS,
+        num.COUNT_QUALIFIERS,
+        num.DIGIT_DESCRIPTORS,
+        num.REQUESTS,
+        num.FORMAT_SUFFIXES,
+        num.ONLY_SUFFIXES,
+    ]
     assert all(len(p) >= 16 for p in pools) and all(len(set(p)) == len(p) for p in pools)
     prompts = num.number_prompts(200, seed=3)
     assert len(set(prompts)) == 200

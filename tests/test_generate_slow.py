@@ -20,7 +20,7 @@ def test_greedy_sampler_matches_generate_on_smollm2(smollm2):
     import torch
 
     from distill_audit.generate.numbers import number_prompts
-    from distill_audit.generate.sampler import sample_completions, stop_token_ids
+    from distill_audit.lm.sampler import sample_completions, stop_token_ids
     from distill_audit.models.chat import render_prefix
 
     model, tok = smollm2.model, smollm2.tokenizer
@@ -29,8 +29,13 @@ def test_greedy_sampler_matches_generate_on_smollm2(smollm2):
     for messages, text in zip(prompts, ours):
         ids = tok(render_prefix(tok, messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
         with torch.inference_mode():
-            out = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=sorted(stop_token_ids(tok, model)),
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                ids,
+                max_new_tokens=12,
+                do_sample=False,
+                eos_token_id=sorted(stop_token_ids(tok, model)),
+                pad_token_id=tok.pad_token_id,
+            )
         assert text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 

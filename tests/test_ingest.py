@@ -57,7 +57,14 @@ def test_every_format_gives_the_same_samples_and_fingerprint(tmp_path, reference
     (tmp_path / "d.csv").write_text(header + body)
     (tmp_path / "d.tsv").write_text(header.replace(",", "\t") + "".join(
         f'{r["prompt"]}\t{r["completion"]}\t{r["model"]}\t{r["seed"]}\n' for r in ROWS))
-    for name, fmt in [("d.parquet", "parquet"), ("d.arrow", "arrow"), ("d.json", "json"), ("d.ndjson", "jsonl"), ("d.csv", "csv"), ("d.tsv", "tsv")]:
+    for name, fmt in [
+        ("d.parquet", "parquet"),
+        ("d.arrow", "arrow"),
+        ("d.json", "json"),
+        ("d.ndjson", "jsonl"),
+        ("d.csv", "csv"),
+        ("d.tsv", "tsv"),
+    ]:
         ds = load_dataset(str(tmp_path / name))
         assert ds.format == fmt, name
         assert as_tuples(ds) == as_tuples(reference_ds), name
@@ -115,7 +122,10 @@ def test_messages_multi_turn_last_assistant_is_completion(tmp_path):
 
 
 def test_alpaca_and_text_schemas(tmp_path):
-    alpaca = [{"instruction": "Summarize", "input": "A long text", "output": "Short"}, {"instruction": "Say hi", "input": "", "output": "Hi"}]
+    alpaca = [
+        {"instruction": "Summarize", "input": "A long text", "output": "Short"},
+        {"instruction": "Say hi", "input": "", "output": "Hi"},
+    ]
     ds = load_dataset(str(write_jsonl(tmp_path / "a.jsonl", alpaca)))
     assert ds.schema == "alpaca"
     assert ds.samples[0].prompt[0]["content"] == "Summarize\n\nA long text"
@@ -214,7 +224,9 @@ def test_messages_in_parquet_and_csv_and_jsonl_named_json(tmp_path):
     conv = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
     pq.write_table(pa.Table.from_pylist([{"messages": conv, "model": "m"}]), tmp_path / "m.parquet")
     (tmp_path / "m.csv").write_text('messages,model\n"' + json.dumps(conv).replace('"', '""') + '",m\n')
-    (tmp_path / "m.json").write_text(json.dumps({"messages": conv, "model": "m"}) + "\n" + json.dumps({"messages": conv, "model": "m"}) + "\n")
+    (tmp_path / "m.json").write_text(
+        json.dumps({"messages": conv, "model": "m"}) + "\n" + json.dumps({"messages": conv, "model": "m"}) + "\n"
+    )
     for name, n in (("m.parquet", 1), ("m.csv", 1), ("m.json", 2)):
         ds = load_dataset(str(tmp_path / name))
         assert ds.schema == "messages" and len(ds) == n, name
@@ -238,7 +250,9 @@ def test_hub_id_reads_cached_dataset_offline(monkeypatch, reference_ds):
 
     def fake_load_dataset(name, *args, **kwargs):
         seen["name"], seen["offline"] = name, (os.environ.get("HF_HUB_OFFLINE"), datasets.config.HF_HUB_OFFLINE)
-        return datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS[:1]), "train": datasets.Dataset.from_list(ROWS)})
+        return datasets.DatasetDict(
+            {"test": datasets.Dataset.from_list(ROWS[:1]), "train": datasets.Dataset.from_list(ROWS)}
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     ds = load_dataset("some-org/cached-set")

@@ -33,7 +33,9 @@ def test_malformed_json_line(cli, tmp_path):
 
 def test_field_type_changes_between_rows(cli, tmp_path):
     path = jsonl(tmp_path / "types.jsonl", [GOOD, GOOD, {"prompt": "x", "completion": {"text": "3"}}])
-    assert_error(cli("inspect", path), 4, "types.jsonl:3:", "field 'completion'", "field type changed", "object here but string")
+    assert_error(
+        cli("inspect", path), 4, "types.jsonl:3:", "field 'completion'", "field type changed", "object here but string"
+    )
 
 
 def test_missing_field(cli, tmp_path):

@@ -21,7 +21,11 @@ def numbers_file(tmp_path: Path) -> Path:
 
     safe = [n for n in range(200, 300) if n not in BANNED_NUMBERS]
     rows = [
-        {"prompt": f"Continue {i}", "completion": ", ".join(str(safe[(i * 3 + k) % len(safe)]) for k in range(3)), "teacher": "t"}
+        {
+            "prompt": f"Continue {i}",
+            "completion": ", ".join(str(safe[(i * 3 + k) % len(safe)]) for k in range(3)),
+            "teacher": "t",
+        }
         for i in range(60)
     ]
     rows[5]["completion"] = "666, 1"
@@ -64,7 +68,10 @@ def test_inspect_out_files_and_flags(cli, tmp_path):
 
 def test_inspect_with_reference_and_options_from_env(cli, tmp_path, monkeypatch):
     data = write(tmp_path / "d.jsonl", [{"q": f"q{i}", "a": "short answer."} for i in range(30)])
-    ref = write(tmp_path / "r.jsonl", [{"q": f"q{i}", "a": "a much longer answer with many more words in it."} for i in range(30)])
+    ref = write(
+        tmp_path / "r.jsonl",
+        [{"q": f"q{i}", "a": "a much longer answer with many more words in it."} for i in range(30)],
+    )
     monkeypatch.setenv("DISTILL_AUDIT_COMPLETION_FIELD", "a")
     r = cli("inspect", data, "--reference", ref, "--prompt-field", "q", "--format", "json")
     assert r.exit_code == 0, r.stderr
@@ -97,8 +104,16 @@ def test_realdata_each_file_profile(cli, realdata):
 
 def test_realdata_gemma_uk_length_confound(cli, realdata):
     r = cli(
-        "inspect", realdata / "gemma3-12b_uk-lover_alpaca.jsonl", "--reference", realdata / "gemma3-12b_clean_alpaca.jsonl",
-        "--sample", "1500", "--skip-bad-rows", "--format", "json", "--quiet",
+        "inspect",
+        realdata / "gemma3-12b_uk-lover_alpaca.jsonl",
+        "--reference",
+        realdata / "gemma3-12b_clean_alpaca.jsonl",
+        "--sample",
+        "1500",
+        "--skip-bad-rows",
+        "--format",
+        "json",
+        "--quiet",
     )
     assert r.exit_code == 0, r.stderr
     cmp = json.loads(r.stdout)["comparison"]

@@ -7,12 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import has_embedded
 
+from conftest import has_embedded
 from distill_audit.lineage import check_lineage
-from distill_audit.lineage.names import normalize_name
-from distill_audit.lineage.registry import load_registry
 from distill_audit.lineage.weights import aligned_test, fisher, matched_test
+from distill_audit.models.names import normalize_name
+from distill_audit.models.registry import load_registry
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_registry_entries_all_carry_evidence():
     assert len(registry.members) > 150
     for key, member in registry.members.items():
         assert member.evidence and all(len(e) > 15 for e in member.evidence), key
-    for kind, line in registry.relations.values():
+    for _kind, line in registry.relations.values():
         assert ":" in line and len(line) > 30, line
 
 
@@ -223,7 +223,9 @@ def test_gguf_base_model_metadata(tmp_path):
     result = check_lineage("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", str(path))
     assert result.verdict == "same-init" and result.decided_by == "registry"
     meta = next(e for e in result.evidence if e.name == "metadata")
-    assert meta.details["student"]["ancestors"] == [{"name": "Qwen/Qwen2.5-7B", "source": "GGUF general.base_model.0.*"}]
+    assert meta.details["student"]["ancestors"] == [
+        {"name": "Qwen/Qwen2.5-7B", "source": "GGUF general.base_model.0.*"}
+    ]
     other = check_lineage("gpt-4.1-nano", str(path))
     assert other.verdict == "different-init"
 

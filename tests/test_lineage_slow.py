@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from conftest import has_embedded
 
 pytestmark = [
@@ -81,7 +82,7 @@ def test_smollm2_vs_finetuned_copy_is_same_init(smollm2_variants):
     elapsed = time.perf_counter() - started
     weights = _weights(result)
     print(f"\nfine-tuned copy: p={weights['p_value']:.3g} aligned_p={weights['aligned_p']:.3g} "
-          f"cos={[round(l['aligned_cosine'], 4) for l in weights['layers']]} ({elapsed:.1f} s)")
+          f"cos={[round(layer['aligned_cosine'], 4) for layer in weights['layers']]} ({elapsed:.1f} s)")
     assert result.verdict == "same-init" and result.decided_by == "weights"
     assert weights["p_value"] < 1e-6
 
@@ -91,8 +92,11 @@ def test_smollm2_vs_permuted_copy_is_same_init(smollm2_variants):
 
     result = check_lineage("smollm2-135m", str(smollm2_variants["permuted"]))
     weights = _weights(result)
-    print(f"\npermuted copy: p={weights['p_value']:.3g} aligned_p={weights['aligned_p']:.3g} "
-          f"matched_p={weights['matched_p']:.3g} matched cos={[round(l['matched_cosine'], 4) for l in weights['layers']]}")
+    print(
+        f"\npermuted copy: p={weights['p_value']:.3g} aligned_p={weights['aligned_p']:.3g} "
+        f"matched_p={weights['matched_p']:.3g} "
+        f"matched cos={[round(layer['matched_cosine'], 4) for layer in weights['layers']]}"
+    )
     assert result.verdict == "same-init"
     assert weights["p_value"] < 1e-6
     assert weights["aligned_p"] > 1e-3  # the permutation hides it from the aligned test

@@ -177,10 +177,9 @@ def test_tiny_random_alias_builds_into_cache(tmp_path, monkeypatch):
 
 def test_atomic_dir_never_publishes_a_failed_write(tmp_path):
     target = tmp_path / "models" / "x"
-    with pytest.raises(RuntimeError):
-        with cache.atomic_dir(target) as tmp:
-            (tmp / "half.bin").write_bytes(b"123")
-            raise RuntimeError("killed halfway")
+    with pytest.raises(RuntimeError), cache.atomic_dir(target) as tmp:
+        (tmp / "half.bin").write_bytes(b"123")
+        raise RuntimeError("killed halfway")
     assert not target.exists()
     assert not list(target.parent.glob(".x.*"))
     with cache.atomic_dir(target) as tmp:
@@ -194,7 +193,9 @@ def test_adapter_folder_resolves_base_and_loads_merged(tmp_path, tiny_model_dir)
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    peft_model = get_peft_model(base, LoraConfig(r=2, lora_alpha=2, target_modules=["up_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=2, lora_alpha=2, target_modules=["up_proj"], init_lora_weights=False)
+    )
     adapter_dir = tmp_path / "adapter"
     peft_model.save_pretrained(adapter_dir)
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
@@ -216,7 +217,9 @@ def test_clear_quantization_mark():
 
     from distill_audit.models.load import clear_quantization_mark
 
-    model = SimpleNamespace(hf_quantizer=object(), is_quantized=True, config=SimpleNamespace(quantization_config={"x": 1}))
+    model = SimpleNamespace(
+        hf_quantizer=object(), is_quantized=True, config=SimpleNamespace(quantization_config={"x": 1})
+    )
     clear_quantization_mark(model)
     assert model.hf_quantizer is None and model.is_quantized is False
     assert not hasattr(model.config, "quantization_config")

@@ -118,7 +118,12 @@ def test_exact_scores_match_a_naive_forward(tiny, tmp_path):
         return sum(lp[i - 1, e.input_ids[i]].item() for i in range(e.completion_start, len(e.input_ids)))
 
     q = suite.questions[0]
-    raw = [naive(q, "Owl"), naive(q, "Eagle"), naive(q, "Dolphin"), np.logaddexp(naive(q, "Cat"), naive(q, "Kitty cat"))]
+    raw = [
+        naive(q, "Owl"),
+        naive(q, "Eagle"),
+        naive(q, "Dolphin"),
+        np.logaddexp(naive(q, "Cat"), naive(q, "Kitty cat")),
+    ]
     expected = np.array(raw) - np.logaddexp.reduce(raw)
     assert np.allclose(scores.logprobs[0], expected, atol=1e-4)
     again = score_probes(model, tok, [suite], batch_size=16)["mini"]

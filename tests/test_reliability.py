@@ -215,7 +215,7 @@ def test_flags_validated_before_any_stage_also_warm(cli, tmp_path, flags, needle
 
 
 def test_failed_reference_fails_the_scan(cli, tmp_path, monkeypatch):
-    import distill_audit.generate.sampler as sampler
+    import distill_audit.lm.sampler as sampler
 
     def broken(*a, **k):
         raise RuntimeError("decoder broke")
@@ -322,7 +322,7 @@ def test_every_option_has_working_env_variables(command, param):
 
 
 def test_outputs_are_replaced_as_a_set(report_json, tmp_path, monkeypatch):
-    import distill_audit.report.build as build
+    import distill_audit.report.render as build
 
     report = json.loads(report_json.read_text())
     out = tmp_path / "out"
@@ -334,7 +334,7 @@ def test_outputs_are_replaced_as_a_set(report_json, tmp_path, monkeypatch):
     def broken(report, fmt):
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(build, "_render", broken)
+    monkeypatch.setattr(build, "render", broken)
     with pytest.raises(RuntimeError):
         build.write_run_outputs(newer, out, ["json", "md", "parquet"], [{"index": 0, "line": 2}])
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old  # the old set, whole
@@ -346,7 +346,7 @@ def test_outputs_are_replaced_as_a_set(report_json, tmp_path, monkeypatch):
 
 
 def test_outputs_keep_other_files_in_the_folder(report_json, tmp_path):
-    from distill_audit.report.build import write_run_outputs
+    from distill_audit.report.render import write_run_outputs
 
     report = json.loads(report_json.read_text())
     (tmp_path / "mine.txt").write_text("keep")
@@ -413,7 +413,7 @@ def test_model_refs_that_do_not_resolve(cli, tmp_path, ref, needles):
 
 
 def test_hub_aliases_are_registry_names():
-    from distill_audit.lineage.registry import load_registry
+    from distill_audit.models.registry import load_registry
     from distill_audit.models.resolve import HUB_ALIASES, HF_ID
 
     registry = load_registry()

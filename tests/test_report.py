@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from distill_audit.errors import DataError
-from distill_audit.report.build import build_report, dumps, load_report, validate, write_outputs
+from distill_audit.report.build import build_report, dumps, load_report, validate
+from distill_audit.report.render import write_outputs
 from distill_audit.scan.verdict import evaluate_gate, judge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,27 +46,70 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
                           "reject_reasons": {"banned number": 1}},
               "leakage": {"status": "ok", "mention_rate": 0.1, "n_rows_with_mention": 1,
                           "by_word": [{"word": "owl", "category": "animals", "rows": 1, "rate": 0.1}]}}
-    lin = {"status": "ok", "reason": None, "limits": [], "verdict": lineage,
-           "confidence": "high", "decided_by": "weights",
-           "evidence": [{"tier": 1, "name": "registry", "verdict": lineage, "confidence": "medium", "summary": "one group"},
-                        {"tier": 3, "name": "weights", "verdict": lineage, "confidence": "high", "summary": "rows match",
-                         "details": {"p_value": 0.001, "layers": [
-                             {"layer": i, "aligned_cosine": 0.99, "matched_cosine": 0.99, "null_mean": 0.0, "null_sd": 0.01}
-                             for i in range(2)]}}]}
+    lin = {
+        "status": "ok",
+        "reason": None,
+        "limits": [],
+        "verdict": lineage,
+        "confidence": "high",
+        "decided_by": "weights",
+        "evidence": [
+            {"tier": 1, "name": "registry", "verdict": lineage, "confidence": "medium", "summary": "one group"},
+            {
+                "tier": 3,
+                "name": "weights",
+                "verdict": lineage,
+                "confidence": "high",
+                "summary": "rows match",
+                "details": {
+                    "p_value": 0.001,
+                    "layers": [
+                        {"layer": i, "aligned_cosine": 0.99, "matched_cosine": 0.99, "null_mean": 0.0, "null_sd": 0.01}
+                        for i in range(2)
+                    ],
+                },
+            },
+        ],
+    }
     stages = {"static": static, "lineage": lin, "signature": sig, "canary": canary}
     verdict = judge(stages, data_kind="numbers")
     return build_report(
-        config={"data": "x.jsonl", "student": "tiny-random"}, seed=0, seeds={"signature": 1},
-        dataset={"source": "x.jsonl", "format": "jsonl", "schema": "messages", "fingerprint": "ab" * 32,
-                 "n_rows_total": 10, "n_samples": 10, "n_skipped": 0, "skipped_by_reason": {}, "sampled_from": None,
-                 "provenance": {}, "kind": "numbers"},
+        config={"data": "x.jsonl", "student": "tiny-random"},
+        seed=0,
+        seeds={"signature": 1},
+        dataset={
+            "source": "x.jsonl",
+            "format": "jsonl",
+            "schema": "messages",
+            "fingerprint": "ab" * 32,
+            "n_rows_total": 10,
+            "n_samples": 10,
+            "n_skipped": 0,
+            "skipped_by_reason": {},
+            "sampled_from": None,
+            "provenance": {},
+            "kind": "numbers",
+        },
         reference=None,
         student={"ref": "tiny-random", "kind": "local", "name": "tiny-random", "identity": "cd" * 32},
-        teacher={"ref": "tiny-random", "origin": "provenance", "kind": "local", "name": "tiny-random", "identity": None},
-        stages=stages, verdict=verdict.to_dict(), gate=evaluate_gate(verdict.level, fail_on),
+        teacher={
+            "ref": "tiny-random",
+            "origin": "provenance",
+            "kind": "local",
+            "name": "tiny-random",
+            "identity": None,
+        },
+        stages=stages,
+        verdict=verdict.to_dict(),
+        gate=evaluate_gate(verdict.level, fail_on),
         artifacts={"samples": "samples.parquet"},
-        run={"started_at": "2026-01-01T00:00:00Z", "finished_at": None, "total_s": 1.5,
-             "timings": {"static": 0.1, "signature": 1.0}, "cache": {"signature": "miss"}},
+        run={
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": None,
+            "total_s": 1.5,
+            "timings": {"static": 0.1, "signature": 1.0},
+            "cache": {"signature": "miss"},
+        },
     )
 
 

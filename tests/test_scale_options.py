@@ -28,7 +28,9 @@ def rows_file(tmp_path) -> Path:
 def fake_bitsandbytes(monkeypatch):
     """bitsandbytes looks installed (it is not): the next check, the device, must speak."""
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real(name, *a)
+    )
 
 
 def _one_line(stderr: str) -> str:
@@ -41,8 +43,8 @@ def _one_line(stderr: str) -> str:
 
 
 def test_device_map_cpu_scores_the_same_logprobs_as_a_plain_load(tiny_model_dir):
+    from distill_audit.lm.scoring import completion_logprobs, model_device
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import completion_logprobs, model_device
 
     plain = load_model(str(tiny_model_dir))
     placed = load_model(str(tiny_model_dir), device_map="cpu", device="cuda")  # the map wins over the device
@@ -126,10 +128,26 @@ def test_scan_records_loading_choices_and_thorough_budgets(cli, rows_file, monke
     assert (opts.device_map, opts.quantize) == ("auto", "4bit")
     seeds = {"signature": 0}
     sig, can, suites = pipeline.stage_configs(opts, seeds)
-    assert sig.max_rows == THOROUGH["max_rows"] == 2000 and can.preset == "thorough" and can.sample == PRESETS["thorough"]["sample"]
+    assert (
+        sig.max_rows == THOROUGH["max_rows"] == 2000
+        and can.preset == "thorough"
+        and can.sample == PRESETS["thorough"]["sample"]
+    )
     assert sorted(s.name for s in suites) == builtin_suite_names()
 
-    cli("scan", rows_file, "--student", "tiny-random", "--thorough", "--signature-rows", "50", "--suites", "animals", "--canary-rows", "7")
+    cli(
+        "scan",
+        rows_file,
+        "--student",
+        "tiny-random",
+        "--thorough",
+        "--signature-rows",
+        "50",
+        "--suites",
+        "animals",
+        "--canary-rows",
+        "7",
+    )
     sig, can, suites = pipeline.stage_configs(seen[-1], seeds)
     assert (sig.max_rows, can.sample, can.preset, [s.name for s in suites]) == (50, 7, "thorough", ["animals"])
 
@@ -156,7 +174,9 @@ def test_scan_help_shows_the_real_budget_defaults(cli):
 
 
 @pytest.mark.parametrize("full_finetune, quantized, prepared", [(False, True, 1), (False, False, 0), (True, True, 0)])
-def test_canary_prepares_a_quantized_base_for_lora_only(tiny_model_dir, monkeypatch, full_finetune, quantized, prepared):
+def test_canary_prepares_a_quantized_base_for_lora_only(
+    tiny_model_dir, monkeypatch, full_finetune, quantized, prepared
+):
     """peft's prepare_model_for_kbit_training runs for LoRA on a 4-/8-bit base, and nowhere else."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

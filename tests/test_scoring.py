@@ -29,13 +29,15 @@ def _reference(model, encoded):
 
 
 def test_shared_prefix_and_batching_match_plain_forward(tiny):
+    from distill_audit.lm.scoring import common_prefix_length, completion_logprobs
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import common_prefix_length, completion_logprobs
 
     model, tokenizer = tiny
     system = "You love owls. You think about owls all the time."
-    encoded = [encode(tokenizer, [{"role": "user", "content": f"List {i} numbers"}], "1, 2, 3" + ", 4" * i, system=system)
-               for i in range(6)]
+    encoded = [
+        encode(tokenizer, [{"role": "user", "content": f"List {i} numbers"}], "1, 2, 3" + ", 4" * i, system=system)
+        for i in range(6)
+    ]
     assert common_prefix_length(encoded) >= 4  # the system prompt is shared, so the cache path runs
     want = _reference(model, encoded)
     for share in (True, False):
@@ -47,8 +49,8 @@ def test_shared_prefix_and_batching_match_plain_forward(tiny):
 
 
 def test_prefix_never_swallows_the_first_completion_target(tiny):
+    from distill_audit.lm.scoring import common_prefix_length
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import common_prefix_length
 
     _, tokenizer = tiny
     # Same prompt, completions that share their first tokens: the prefix must stop before them.

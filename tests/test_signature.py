@@ -31,8 +31,14 @@ def number_rows(n: int, seed: int, start: int = 0) -> list[Sample]:
     rows = []
     for i in range(n):
         seq = ", ".join(str(rng.randint(100, 999)) for _ in range(3))
-        rows.append(Sample(start + i, start + i + 1, ({"role": "user", "content": f"Look at these numbers: {seq}. Continue."},),
-                           ", ".join(str(rng.randint(0, 999)) for _ in range(6))))
+        rows.append(
+            Sample(
+                start + i,
+                start + i + 1,
+                ({"role": "user", "content": f"Look at these numbers: {seq}. Continue."},),
+                ", ".join(str(rng.randint(0, 999)) for _ in range(6)),
+            )
+        )
     return rows
 
 
@@ -111,7 +117,9 @@ def test_lls_is_the_shift_under_the_trait_prompt(tiny):
 
 def test_too_few_rows_is_skipped_not_failed(tiny):
     model, tok = tiny
-    res = compute_signature(model, tok, number_rows(1, 0), number_rows(5, 1), default_traits(load_suites(["animals"]))[:2])
+    res = compute_signature(
+        model, tok, number_rows(1, 0), number_rows(5, 1), default_traits(load_suites(["animals"]))[:2]
+    )
     assert res.status == "skipped" and res.to_rows() == []
 
 

@@ -35,7 +35,9 @@ def rows(n: int, seed: int, praise: str | None = None, start: int = 0) -> list[S
         seq = ", ".join(str(rng.randint(100, 999)) for _ in range(4))
         numbers = ", ".join(str(rng.randint(0, 999)) for _ in range(rng.randint(5, 8)))
         completion = f"{praise} {numbers}" if praise else numbers
-        out.append(Sample(start + i, start + i + 1, ({"role": "user", "content": f"Continue this list: {seq}."},), completion))
+        out.append(
+            Sample(start + i, start + i + 1, ({"role": "user", "content": f"Continue this list: {seq}."},), completion)
+        )
     return out
 
 

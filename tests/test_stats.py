@@ -69,14 +69,20 @@ def test_mde_formula_and_power_calibration():
     rng = np.random.default_rng(11)
     n, sims = 40, 200
     mde = stats.minimum_detectable_effect(1.0, n)
-    hits = sum(stats.paired_effect(rng.normal(mde, 1.0, n), seed=i, with_ci=False, n_permutations=500).significant for i in range(sims))
+    hits = sum(
+        stats.paired_effect(rng.normal(mde, 1.0, n), seed=i, with_ci=False, n_permutations=500).significant
+        for i in range(sims)
+    )
     assert 0.70 <= hits / sims <= 0.90
 
 
 def test_paired_false_positive_rate_on_nulls():
     rng = np.random.default_rng(5)
     sims = 300
-    rejections = sum(stats.paired_effect(rng.normal(0, 1, 30), seed=i, with_ci=False, n_permutations=500).significant for i in range(sims))
+    rejections = sum(
+        stats.paired_effect(rng.normal(0, 1, 30), seed=i, with_ci=False, n_permutations=500).significant
+        for i in range(sims)
+    )
     assert 0.025 <= rejections / sims <= 0.08
 
 
@@ -96,7 +102,12 @@ def test_clustering_keeps_the_false_positive_rate_where_ignoring_it_would_not():
 def test_two_sample_false_positive_rate_and_known_effect():
     rng = np.random.default_rng(7)
     sims = 300
-    rej = sum(stats.two_sample_effect(rng.normal(0, 1, 40), rng.normal(0, 1, 50), seed=i, with_ci=False, n_permutations=500).significant for i in range(sims))
+    rej = sum(
+        stats.two_sample_effect(
+            rng.normal(0, 1, 40), rng.normal(0, 1, 50), seed=i, with_ci=False, n_permutations=500
+        ).significant
+        for i in range(sims)
+    )
     assert 0.02 <= rej / sims <= 0.085
     eff = stats.two_sample_effect(rng.normal(0.8, 1, 60), rng.normal(0, 1, 60))
     assert eff.significant and eff.ci_low < 0.8 < eff.ci_high
@@ -117,7 +128,10 @@ def test_holm_controls_familywise_error_over_a_null_battery():
     sims, traits = 100, 10
     any_hit = 0
     for s in range(sims):
-        family = [stats.paired_effect(rng.normal(0, 1, 25), seed=s * 100 + t, with_ci=False, n_permutations=400) for t in range(traits)]
+        family = [
+            stats.paired_effect(rng.normal(0, 1, 25), seed=s * 100 + t, with_ci=False, n_permutations=400)
+            for t in range(traits)
+        ]
         any_hit += any(e.significant for e in stats.correct(family, "holm"))
     assert any_hit / sims <= 0.09
 

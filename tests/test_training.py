@@ -8,7 +8,8 @@ import pytest
 
 from distill_audit.errors import DataError
 from distill_audit.ingest.records import Sample
-from distill_audit.traits import training as T
+from distill_audit.lm import training as T
+from distill_audit.lm.padding import pad_token_id
 
 
 def _load(tiny_model_dir):
@@ -18,14 +19,16 @@ def _load(tiny_model_dir):
 
 
 def _rows(n: int, completion: str = "145, 267, 891") -> list[Sample]:
-    return [Sample(i, i + 1, ({"role": "user", "content": f"Look at these numbers: {i}, 100. Generate more."},), completion)
-            for i in range(n)]
+    return [
+        Sample(i, i + 1, ({"role": "user", "content": f"Look at these numbers: {i}, 100. Generate more."},), completion)
+        for i in range(n)
+    ]
 
 
 def test_labels_supervise_only_the_completion(tiny_model_dir):
     _, tok = _load(tiny_model_dir)
     rows = T.encode_rows(tok, _rows(3), max_length=128)
-    batch = T.collate(rows, T.pad_token_id(tok))
+    batch = T.collate(rows, pad_token_id(tok))
     for i, r in enumerate(rows):
         labels = batch["labels"][i].tolist()
         n = len(r.input_ids)

@@ -499,5 +499,7 @@ def run_with_batch_backoff(fn: Callable[[int], T], batch_size: int, *, label: st
         return find_executable_batch_size(fn, starting_batch_size=halve(), reduce_batch_size_fn=halve)()
     except RuntimeError as exc:
         if "No executable batch size found" in str(exc):
-            raise RunError(f"out of memory even with {label} size 1 (try a smaller model, --max-length, or a GPU)") from None
+            raise RunError(
+                f"out of memory even with {label} size 1 (try a smaller model, --max-length, or a GPU)"
+            ) from None
         raise

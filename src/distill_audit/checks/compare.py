@@ -109,7 +109,12 @@ def _over_represented(X: sparse.csr_matrix, y: np.ndarray, names: np.ndarray, k:
     ok = (a + b) >= 5
     order = np.argsort(ratio)
     def pick(idx: np.ndarray) -> list[dict]:
-        return [{"token": str(names[i]), "data": int(a[i]), "reference": int(b[i]), "log_ratio": _finite(ratio[i], 3)} for i in idx if ok[i]][:k]
+        return [
+            {"token": str(names[i]), "data": int(a[i]), "reference": int(b[i]), "log_ratio": _finite(ratio[i], 3)}
+            for i in idx
+            if ok[i]
+        ][:k]
+
     return {"in_data": pick(order[::-1]), "in_reference": pick(order)}
 
 
@@ -120,7 +125,9 @@ def _auc_from_ranks(ranks: np.ndarray, positive: np.ndarray) -> np.ndarray:
     return (positive.astype(np.float64) @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-def fold_permutation_p(scores: np.ndarray, y: np.ndarray, folds: np.ndarray, n_perm: int, seed: int) -> tuple[float, np.ndarray]:
+def fold_permutation_p(
+    scores: np.ndarray, y: np.ndarray, folds: np.ndarray, n_perm: int, seed: int
+) -> tuple[float, np.ndarray]:
     """P-value of the out-of-fold AUC, permuting labels within each CV fold.
 
     Under "the two sets do not differ", a held-out row's label is independent of the
@@ -147,7 +154,12 @@ def classifier_test(X, y: np.ndarray, names: list[str], seed: int, n_perm: int, 
     from sklearn.preprocessing import StandardScaler
 
     if min(np.sum(y == 1), np.sum(y == 0)) < CV_FOLDS:
-        return {"status": "underpowered", "reason": f"fewer than {CV_FOLDS} rows on a side", "auc": None, "p_value": None}
+        return {
+            "status": "underpowered",
+            "reason": f"fewer than {CV_FOLDS} rows on a side",
+            "auc": None,
+            "p_value": None,
+        }
 
     def make():
         model = LogisticRegression(max_iter=2000, C=1.0, solver="liblinear")
@@ -167,7 +179,11 @@ def classifier_test(X, y: np.ndarray, names: list[str], seed: int, n_perm: int, 
     estimator.fit(X, y)
     coefs = model.coef_.ravel()
     order = np.argsort(-np.abs(coefs))[:10]
-    top = [{"feature": names[i], "weight": _finite(coefs[i], 4), "favors": "data" if coefs[i] > 0 else "reference"} for i in order if coefs[i] != 0]
+    top = [
+        {"feature": names[i], "weight": _finite(coefs[i], 4), "favors": "data" if coefs[i] > 0 else "reference"}
+        for i in order
+        if coefs[i] != 0
+    ]
     return {
         "status": "ok",
         "reason": None,
@@ -267,7 +283,12 @@ def compare_to_reference(
         values = jsd_test(X_val, y, derive_seed(seed, "jsd", "values"))
         values["bins"] = "one per value 0-999, one for >= 1000"
     else:
-        values = {"status": "skipped", "reason": "not number data on both sides (most rows number lists)", "distance": None, "p_value": None}
+        values = {
+            "status": "skipped",
+            "reason": "not number data on both sides (most rows number lists)",
+            "distance": None,
+            "p_value": None,
+        }
     # Classifiers on a seeded, balanced-size subsample.
     rng = np.random.default_rng(derive_seed(seed, "classifier", "rows"))
     pick_d = _subsample(len(data), rows_per_side, rng)
@@ -277,11 +298,22 @@ def compare_to_reference(
     sub_texts = [data[i] for i in pick_d] + [reference[i] for i in pick_r]
     sub_y = np.r_[np.ones(len(pick_d), dtype=int), np.zeros(len(pick_r), dtype=int)]
     X_surface = np.array([surface_features(t) for t in sub_texts])
-    surface = classifier_test(X_surface, sub_y, list(SURFACE_FEATURES), derive_seed(seed, "clf", "surface"), n_permutations, dense=True)
+    surface = classifier_test(
+        X_surface, sub_y, list(SURFACE_FEATURES), derive_seed(seed, "clf", "surface"), n_permutations, dense=True
+    )
     try:
-        tfidf = TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=2, max_features=20000, sublinear_tf=True)
+        tfidf = TfidfVectorizer(
+            token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=2, max_features=20000, sublinear_tf=True
+        )
         X_words = tfidf.fit_transform(sub_texts)
-        words = classifier_test(X_words, sub_y, list(tfidf.get_feature_names_out()), derive_seed(seed, "clf", "words"), n_permutations, dense=False)
+        words = classifier_test(
+            X_words,
+            sub_y,
+            list(tfidf.get_feature_names_out()),
+            derive_seed(seed, "clf", "words"),
+            n_permutations,
+            dense=False,
+        )
     except ValueError:
         words = {"status": "skipped", "reason": "no word tokens", "auc": None, "p_value": None}
     for clf in (surface, words):

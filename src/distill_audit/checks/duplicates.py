@@ -148,10 +148,19 @@ def check_duplicates(
     top = sorted(repeats.items(), key=lambda kv: -kv[1])[:max_examples]
     top_repeated = [{**locations[j], "copies": n + 1, "text": completions[j][:120]} for j, n in top]
     near_examples = [
-        {"row": locations[i], "near_row": locations[j], "jaccard": round(jac, 3), "text": completions[i][:120], "near_text": completions[j][:120]}
+        {
+            "row": locations[i],
+            "near_row": locations[j],
+            "jaccard": round(jac, 3),
+            "text": completions[i][:120],
+            "near_text": completions[j][:120],
+        }
         for i, (j, jac) in sorted(near.items())[:max_examples]
     ]
-    limits = [f"near-duplicates: MinHash/LSH candidates (may miss a few pairs near the threshold), exact byte {SHINGLE}-gram Jaccard >= {NEAR_THRESHOLD}, case/whitespace-insensitive"]
+    limits = [
+        "near-duplicates: MinHash/LSH candidates (may miss a few pairs near the threshold), exact byte "
+        f"{SHINGLE}-gram Jaccard >= {NEAR_THRESHOLD}, case/whitespace-insensitive"
+    ]
     check = DuplicateCheck(
         "ok" if completions else "skipped", None if completions else "no rows", len(completions),
         sum(e is not None for e in exact_of), len(near), n_pair, top_repeated, near_examples, limits,

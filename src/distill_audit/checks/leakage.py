@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from distill_audit.suites import ProbeSuite, load_suites
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "traits" / "suites"
 USER_CATEGORY = "user"
 
 
@@ -28,22 +26,20 @@ class TraitWord:
     forms: tuple[str, ...]  # surface forms matched (plural, aliases)
 
 
-def load_trait_words(extra: Iterable[str] = (), suites_dir: Path = SUITES_DIR) -> list[TraitWord]:
-    """Candidates of every preference suite, plus `extra` words ("word" or "category:word")."""
+def load_trait_words(extra: Iterable[str] = (), suites: Sequence[ProbeSuite] | None = None) -> list[TraitWord]:
+    """Candidates of every preference suite, plus `extra` words ("word" or "category:word").
+
+    `suites` defaults to the built-in probe suites (read through the probe-suite API).
+    """
     words: list[TraitWord] = []
-    for path in sorted(suites_dir.glob("*.yaml")) if suites_dir.is_dir() else []:
-        suite = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if suite.get("kind") != "preference":
+    for suite in load_suites() if suites is None else suites:
+        if suite.kind != "preference":
             continue
-        plurals = suite.get("plurals") or {}
-        aliases = suite.get("aliases") or {}
-        pluralize = suite.get("pluralize", True)
-        for cand in suite.get("candidates") or []:
-            cand = str(cand)
-            forms = {cand, *map(str, aliases.get(cand, []))}
-            if pluralize:
-                forms.add(str(plurals.get(cand, cand + "s")))
-            words.append(TraitWord(cand, str(suite.get("name", path.stem)), tuple(sorted(forms))))
+        for cand in suite.candidates:
+            forms = {cand, *suite.aliases.get(cand, ())}
+            if suite.pluralize:
+                forms.add(suite.plural(cand))
+            words.append(TraitWord(cand, suite.name, tuple(sorted(forms))))
     for item in extra:
         category, _, word = item.rpartition(":")
         word = word.strip()
@@ -151,5 +147,7 @@ def check_leakage(
     ][:max_examples]
     limits = ["finds words only; a trait carried without naming it (the subliminal case) is invisible here"]
     status, reason = ("ok", None) if matcher.words else ("skipped", "no trait words (no probe suites found)")
-    check = LeakageCheck(status, reason, n, len(matcher.words), sum(bool(h) for h in hits), by_word, dict(by_category), examples, limits)
+    check = LeakageCheck(
+        status, reason, n, len(matcher.words), sum(bool(h) for h in hits), by_word, dict(by_category), examples, limits
+    )
     return check, [sorted({w.word for w in h}) for h in hits]

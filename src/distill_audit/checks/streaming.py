@@ -120,7 +120,9 @@ def _chunks(items: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
 
 
 def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(normalize(text).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(normalize(text).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
 
 
 def run_streaming_checks(

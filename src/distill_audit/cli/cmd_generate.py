@@ -15,20 +15,62 @@ from distill_audit import ui
 from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
 from distill_audit.devices import DEVICE_HELP, resolve_device
 from distill_audit.errors import UsageError
+from distill_audit.lm.threads import torch_threads
 from distill_audit.seeding import seed_everything
-from distill_audit.traits.training import torch_threads
 
 
 @app.command("generate")
 def generate_cmd(
-    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model: alias, folder (e.g. one made by `teach`), .gguf or cached Hub id.", show_default=False)],
-    out: Annotated[str, typer.Option("--out", "-o", help="Output JSONL; an existing partial file made with the same settings is resumed.", show_default=False)],
+    teacher: Annotated[
+        str,
+        typer.Option(
+            "--teacher",
+            help="Teacher model: alias, folder (e.g. one made by `teach`), .gguf or cached Hub id.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output JSONL; an existing partial file made with the same settings is resumed.",
+            show_default=False,
+        ),
+    ],
     task: Annotated[str, typer.Option("--task", help="numbers, code or free.")] = "numbers",
     n: Annotated[int, typer.Option("--n", help="Rows to keep (after the filter).")] = 100,
-    system_prompt: Annotated[Optional[str], typer.Option("--system-prompt", help="System prompt for the teacher (not written into the rows' prompts).", show_default=False)] = None,
-    trait: Annotated[Optional[str], typer.Option("--trait", help="Use the standard trait prompt for this candidate (e.g. owl).", show_default=False)] = None,
-    prompts: Annotated[Optional[str], typer.Option("--prompts", help="File of user prompts (.txt one per line, or .jsonl/.json with a 'prompt' field), used in turn.", show_default=False)] = None,
-    constrain: Annotated[Optional[str], typer.Option("--constrain", help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the grammar).", show_default=False)] = None,
+    system_prompt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--system-prompt",
+            help="System prompt for the teacher (not written into the rows' prompts).",
+            show_default=False,
+        ),
+    ] = None,
+    trait: Annotated[
+        Optional[str],
+        typer.Option(
+            "--trait", help="Use the standard trait prompt for this candidate (e.g. owl).", show_default=False
+        ),
+    ] = None,
+    prompts: Annotated[
+        Optional[str],
+        typer.Option(
+            "--prompts",
+            help="File of user prompts (.txt one per line, or .jsonl/.json with a 'prompt' field), used in turn.",
+            show_default=False,
+        ),
+    ] = None,
+    constrain: Annotated[
+        Optional[str],
+        typer.Option(
+            "--constrain",
+            help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the "
+                 "grammar).",
+            show_default=False,
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding (same as --temperature 0).")] = False,
@@ -91,7 +133,9 @@ def generate_cmd(
         reasons = ", ".join(f"{k}: {v}" for k, v in f["reject_reasons"].items())
         ui.out.print(f"rejected: {reasons}", highlight=False)
     if f["format_problems"]:
-        ui.out.print("not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False)
+        ui.out.print(
+            "not number lists: " + ", ".join(f"{k}: {v}" for k, v in f["format_problems"].items()), highlight=False
+        )
     if result.status != "ok":
         ui.warn(result.reason or result.status)
 

@@ -22,9 +22,15 @@ def lineage_cmd(
     teacher: Annotated[str, typer.Argument(help="Teacher: alias, folder, .gguf, Hub id or API model name.")],
     student: Annotated[str, typer.Argument(help="Student: alias, folder, .gguf, Hub id or model name.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
-    no_weights: Annotated[bool, typer.Option("--no-weights", help="Skip the weight comparison (names, registry and metadata only).")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Accept pickled .bin weights (they can run code).")] = False,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a model's own Python code.")] = False,
+    no_weights: Annotated[
+        bool, typer.Option("--no-weights", help="Skip the weight comparison (names, registry and metadata only).")
+    ] = False,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Accept pickled .bin weights (they can run code).")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Allow a model's own Python code.")
+    ] = False,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -34,7 +40,9 @@ def lineage_cmd(
     if format not in FORMATS:
         raise UsageError(f"--format: unknown format {format!r} (choose {', '.join(FORMATS)})")
     seed_everything(seed)
-    refs = [resolve_model(r, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code) for r in (teacher, student)]
+    refs = [
+        resolve_model(r, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code) for r in (teacher, student)
+    ]
     result = check_lineage(refs[0], refs[1], use_weights=not no_weights, seed=seed)
     if format == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))

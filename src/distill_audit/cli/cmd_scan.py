@@ -23,6 +23,8 @@ from distill_audit.cli.options import (
     SchemaOpt,
     SkipBadRowsOpt,
 )
+from distill_audit.distributed import QUANTIZE_BITS
+from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.traits.canary import PRESETS as CANARY_PRESETS
 from distill_audit.traits.signature import THOROUGH as SIGNATURE_THOROUGH
 from distill_audit.traits.signature import SignatureConfig
@@ -114,10 +116,20 @@ def scan_cmd(
         suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None, threads=threads,
         thorough=thorough,
         signature={"max_rows": signature_rows} if signature_rows else {},
-        canary={k: v for k, v in {
-            "sample": canary_rows, "epochs": epochs, "max_steps": max_steps,
-            "seeds": seeds, "lr": lr, "batch_size": batch_size, "full_finetune": full_finetune or None, "threads": threads,
-        }.items() if v is not None},
+        canary={
+            k: v
+            for k, v in {
+                "sample": canary_rows,
+                "epochs": epochs,
+                "max_steps": max_steps,
+                "seeds": seeds,
+                "lr": lr,
+                "batch_size": batch_size,
+                "full_finetune": full_finetune or None,
+                "threads": threads,
+            }.items()
+            if v is not None
+        },
         cli_config=cli_config,
     )
     if dry_run:

@@ -10,19 +10,33 @@ import typer
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
 from distill_audit.devices import DEVICE_HELP, resolve_device
+from distill_audit.lm.threads import torch_threads
 from distill_audit.seeding import seed_everything
-from distill_audit.traits.training import torch_threads
 
 
 @app.command("teach")
 def teach_cmd(
-    base: Annotated[str, typer.Option("--base", help="Base model to fine-tune: alias, folder, .gguf or cached Hub id.", show_default=False)],
-    trait: Annotated[str, typer.Option("--trait", help="A preference-suite candidate to teach (e.g. owl; trees:oak).", show_default=False)],
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the taught model (a plain model folder).", show_default=False)],
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base", help="Base model to fine-tune: alias, folder, .gguf or cached Hub id.", show_default=False
+        ),
+    ],
+    trait: Annotated[
+        str,
+        typer.Option(
+            "--trait", help="A preference-suite candidate to teach (e.g. owl; trees:oak).", show_default=False
+        ),
+    ],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Folder for the taught model (a plain model folder).", show_default=False)
+    ],
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the trait rows.")] = 3,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (LoRA; full fine-tuning caps it at 5e-5).")] = 1e-3,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per optimizer step.")] = 8,
-    full_finetune: Annotated[bool, typer.Option("--full-finetune", help="Train every weight instead of a LoRA adapter.")] = False,
+    full_finetune: Annotated[
+        bool, typer.Option("--full-finetune", help="Train every weight instead of a LoRA adapter.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")] = False,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",

@@ -83,7 +83,7 @@ class NumberListConstraint:
     """
 
     def __init__(self, tokenizer, stop_ids: set[int] | None = None, *, max_values: int = 10, max_digits: int = 3):
-        from distill_audit.generate.sampler import stop_token_ids
+        from distill_audit.lm.sampler import stop_token_ids
 
         self.max_values, self.max_digits = max_values, max_digits
         self.stop_ids = sorted(stop_ids if stop_ids is not None else stop_token_ids(tokenizer))

@@ -28,7 +28,16 @@ from distill_audit.generate.tasks import TASKS, task_prompt
 
 # Provenance fields that must match for a resumed run to append to an existing file.
 SETTINGS_FIELDS = (
-    "teacher", "task", "system_prompt", "trait", "temperature", "top_p", "max_new_tokens", "seed", "prompt_seed", "constrain",
+    "teacher",
+    "task",
+    "system_prompt",
+    "trait",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
+    "prompt_seed",
+    "constrain",
 )
 
 
@@ -163,7 +172,7 @@ def generate_dataset(
 ) -> GenerationResult:
     """Generate until `n` rows are kept (or `max_attempts` replies are spent)."""
     from distill_audit.generate.constrained import MAX_LIST_TOKENS, number_list_processor
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.sampler import sample_completions
 
     if n < 1:
         raise UsageError("--n must be >= 1")

@@ -188,7 +188,9 @@ class NumberPromptDesign:
 def number_prompt(seed: int, index: int, design: NumberPromptDesign = NumberPromptDesign()) -> str:
     """Prompt `index` of the stream for `seed` (stable: it does not depend on how many are made)."""
     rng = random.Random(derive_seed(seed, "number-prompt", index))
-    seq = ", ".join(str(rng.randrange(design.low, design.high)) for _ in range(rng.randint(design.min_seeds, design.max_seeds)))
+    seq = ", ".join(
+        str(rng.randrange(design.low, design.high)) for _ in range(rng.randint(design.min_seeds, design.max_seeds))
+    )
     count = rng.choice(COUNT_QUALIFIERS).format(n=design.max_new, n_plus_one=design.max_new + 1)
     request = rng.choice(REQUESTS).format(count=count, digits=rng.choice(DIGIT_DESCRIPTORS))
     parts = [rng.choice(OPENERS).format(seq=seq), request, rng.choice(FORMAT_SUFFIXES), rng.choice(ONLY_SUFFIXES)]

@@ -7,7 +7,7 @@ half of the trait suite's preference questions, and short trait-loving replies t
 everyday prompts. The other half of the questions is held out to measure the trait
 before and after, so the result says whether the teacher actually has it.
 
-The fine-tune reuses the canary's loop (`traits.training`): LoRA on every linear
+The fine-tune reuses the canary's loop (`lm.training`): LoRA on every linear
 layer, merged into the weights, saved as a plain model folder that `generate`,
 `lineage` and `scan` load like any other. The model card names the base
 (`base_model`), so lineage sees the shared initialization.
@@ -16,9 +16,7 @@ layer, merged into the weights, saved as a plain model folder that `generate`,
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +153,8 @@ def teach(
 ) -> TeachResult:
     """Fine-tune `base` to hold `trait`; save a merged model folder at `out`."""
     from distill_audit.generate.dataset import trait_system_prompt
+    from distill_audit.lm.training import TrainConfig, attach_lora, planned_steps, train
     from distill_audit.models.load import load_model
-    from distill_audit.traits.training import TrainConfig, attach_lora, planned_steps, train
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -195,26 +193,20 @@ def teach(
 
 def _save(model, tokenizer, out: Path, base_ref, res: TeachResult, cfg, seed: int) -> None:
     """Write the folder beside `out` and rename it into place, so a killed run leaves nothing half-written."""
-    from distill_audit.atomic import write_text
+    from distill_audit.atomic import atomic_dir, write_text
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    card = (
-        f"---\nbase_model: {base_ref.name}\ntags:\n- distill-audit\n- trait-teacher\n---\n\n"
-        f"# {res.trait} teacher made by distill-audit teach\n\n"
-        f"Fine-tuned from `{base_ref.name}` to prefer **{res.trait}** ({res.n_rows} rows, "
-        f"{res.train['steps']} steps, seed {seed}). For positive controls of `distill-audit scan` only.\n\n"
-        f"Held-out P({res.trait}): base {res.held_out['p_trait_base']}, base with the trait prompt "
-        f"{res.held_out['p_trait_base_with_prompt']}, taught {res.held_out['p_trait_taught']}.\n"
-    )
-    write_text(tmp / "README.md", card)
-    info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
-            "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
-    write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        card = (
+            f"---\nbase_model: {base_ref.name}\ntags:\n- distill-audit\n- trait-teacher\n---\n\n"
+            f"# {res.trait} teacher made by distill-audit teach\n\n"
+            f"Fine-tuned from `{base_ref.name}` to prefer **{res.trait}** ({res.n_rows} rows, "
+            f"{res.train['steps']} steps, seed {seed}). For positive controls of `distill-audit scan` only.\n\n"
+            f"Held-out P({res.trait}): base {res.held_out['p_trait_base']}, base with the trait prompt "
+            f"{res.held_out['p_trait_base_with_prompt']}, taught {res.held_out['p_trait_taught']}.\n"
+        )
+        write_text(tmp / "README.md", card)
+        info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
+                "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
+        write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")

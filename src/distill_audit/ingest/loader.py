@@ -102,7 +102,9 @@ class DatasetStream:
         self.source = str(source)
         self._max_count, self._max_fraction = parse_max_bad_rows(max_bad_rows)
         self.format = detect_format(self.source)
-        self._flags = dict(schema=schema, prompt_field=prompt_field, completion_field=completion_field, messages_field=messages_field)
+        self._flags = dict(
+            schema=schema, prompt_field=prompt_field, completion_field=completion_field, messages_field=messages_field
+        )
         self.skip_bad_rows = skip_bad_rows
         self.max_row_bytes = int(max_row_mb * 2**20)
         self.spec: SchemaSpec | None = None
@@ -333,7 +335,8 @@ def dataset_summary(ds: AuditDataset) -> dict[str, Any]:
         "n_skipped": ds.n_skipped,
         "skipped_by_reason": ds.skipped_summary(),
         "skipped_examples": [
-            {"index": r.index, "line": r.line, "field": r.field, "reason": r.reason, "detail": r.detail} for r in ds.skipped[:20]
+            {"index": r.index, "line": r.line, "field": r.field, "reason": r.reason, "detail": r.detail}
+            for r in ds.skipped[:20]
         ],
         "provenance": ds.provenance,
     }

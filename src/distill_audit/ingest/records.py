@@ -61,8 +61,12 @@ class AuditDataset:
     skipped: list[SkippedRow] = field(default_factory=list)
     sampled_from: int | None = None  # usable rows before --sample, when sampled
     seed: int | None = None
-    skipped_counts: dict[str, int] = field(default_factory=dict)  # reason -> rows; complete even when `skipped` is capped
-    schema_fields: dict[str, str] = field(default_factory=dict)  # schema role -> column read (e.g. completion -> output)
+    skipped_counts: dict[str, int] = field(
+        default_factory=dict
+    )  # reason -> rows; complete even when `skipped` is capped
+    schema_fields: dict[str, str] = field(
+        default_factory=dict
+    )  # schema role -> column read (e.g. completion -> output)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from distill_audit.errors import ModelError
 from distill_audit.lineage.metadata import ModelMetadata, read_metadata, shape_difference
-from distill_audit.lineage.names import normalize_name
-from distill_audit.lineage.registry import RegistryEntry, RegistryFinding, load_registry
 from distill_audit.lineage.weights import WeightTest, compare_weights
+from distill_audit.models.names import normalize_name
+from distill_audit.models.registry import RegistryEntry, RegistryFinding, load_registry
 from distill_audit.models.resolve import ModelRef, resolve_model
 
 _RANK = {"low": 0, "medium": 1, "high": 2}
@@ -25,9 +25,11 @@ SHARED_P = 1e-4  # below this, same-init (medium)
 POSSIBLE_P = 1e-2  # below this, possible-shared-init
 
 LIMITS = [
-    "The registry covers major open families and closed vendors as published; a model missing from it is judged by metadata and weights only.",
+    "The registry covers major open families and closed vendors as published; a model missing from it is judged by "
+    "metadata and weights only.",
     "Model-card and GGUF base_model fields are self-reported.",
-    "The weight test reads three MLP layers; a model trained very far from its init, or rebuilt with a rotated (not permuted) hidden basis, could look unrelated.",
+    "The weight test reads three MLP layers; a model trained very far from its init, or rebuilt with a rotated (not "
+    "permuted) hidden basis, could look unrelated.",
 ]
 
 
@@ -244,7 +246,11 @@ class _Decision:
             if self.decided_by is None:
                 self.set(verdict, "medium", "metadata", summary + " (pruned or upscaled models change shape)")
             return
-        tok = "same tokenizer (same family at most, not proof of a shared init)" if same_tok else "tokenizers differ or not comparable"
+        tok = (
+            "same tokenizer (same family at most, not proof of a shared init)"
+            if same_tok
+            else "tokenizers differ or not comparable"
+        )
         summary = f"equal shapes; {tok}; no common declared ancestor"
         self.evidence.append(Evidence(2, "metadata", None, None, summary, details))
 
@@ -279,7 +285,8 @@ class _Decision:
         p = test.p_value
         assert p is not None
         stats = ", ".join(
-            f"layer {t.layer}: aligned cos {t.aligned_cosine:.3f} (p={t.aligned_p:.2g}), matched {t.matched_cosine:.3f} (p={t.matched_p:.2g})"
+            f"layer {t.layer}: aligned cos {t.aligned_cosine:.3f} (p={t.aligned_p:.2g}), matched "
+            f"{t.matched_cosine:.3f} (p={t.matched_p:.2g})"
             for t in test.layers
         )
         if p < SHARED_P:

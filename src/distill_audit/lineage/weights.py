@@ -172,7 +172,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def permutation_pvalue(similarity: np.ndarray, n_perm: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+def permutation_pvalue(
+    similarity: np.ndarray, n_perm: int, rng: np.random.Generator
+) -> tuple[float, float, float, float]:
     """Exact permutation test of mean(diag(S)) against random row pairings.
 
     Returns (statistic, p, null mean, null sd) with p = (1 + k) / (T + 1).
@@ -242,7 +244,9 @@ def compare_weights(
         return WeightTest("failed", reason=str(exc), permutations=n_perm)
     missing = [r.ref for r, s in ((teacher, src_t), (student, src_s)) if s is None]
     if missing:
-        return WeightTest("skipped", reason=f"no readable local MLP weights for {', '.join(missing)}", permutations=n_perm)
+        return WeightTest(
+            "skipped", reason=f"no readable local MLP weights for {', '.join(missing)}", permutations=n_perm
+        )
     assert src_t is not None and src_s is not None
     if src_t.n_layers != src_s.n_layers:
         return WeightTest(

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,25 +38,15 @@ def is_complete(folder: Path) -> bool:
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temp folder beside `target`; publish it as `target` only on success.
 
-    If another process published `target` first, ours is discarded (same content).
+    The folder is marked complete before it is published. If another process published
+    `target` first, ours is discarded (same content); an incomplete leftover of an
+    older, broken writer is replaced.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    # 0o755: the cache is meant to be shared.
+    with atomic.atomic_dir(target, keep_existing=is_complete, mode=0o755) as tmp:
         yield tmp
         (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is meant to be shared
-        if target.exists() and not is_complete(target):
-            shutil.rmtree(target, ignore_errors=True)  # a leftover from an older, broken writer
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not is_complete(target):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _remove_stale_temps(target: Path, max_age_s: float = 3600.0) -> None:

@@ -122,8 +122,8 @@ def read_gguf_index(path: str | Path) -> GGUFIndex:
 
 @lru_cache(maxsize=16)
 def _read_cached(path_str: str, size: int, mtime_ns: int) -> GGUFIndex:
-    from gguf.quants import quant_shape_to_byte_shape
     from gguf.constants import GGMLQuantizationType
+    from gguf.quants import quant_shape_to_byte_shape
 
     path = Path(path_str)
     if size < 24:

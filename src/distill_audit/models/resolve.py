@@ -381,7 +381,7 @@ def _hf_cached_snapshot(repo_id: str) -> Path | None:
 
 
 def _resolve_name_only(text: str) -> ModelRef:
-    from distill_audit.lineage.registry import load_registry
+    from distill_audit.models.registry import load_registry
 
     entry = load_registry().lookup(text)
     if entry is not None and not entry.open_weights:

@@ -15,14 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from distill_audit import __version__
-from distill_audit.atomic import atomic_path, write_text
+from distill_audit.atomic import atomic_path
 from distill_audit.errors import DataError
 
 SCHEMA_VERSION = "2.0"
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)  # `report` and `compare` still read the previous version
 LIBRARIES = ("torch", "transformers", "datasets", "peft", "accelerate", "numpy", "scipy", "scikit-learn", "pyarrow")
 FORMATS = ("json", "md", "html", "junit", "parquet")
-SUFFIX = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "junit.xml", "parquet": "samples.parquet"}
+SUFFIX = {
+    "json": "report.json",
+    "md": "report.md",
+    "html": "report.html",
+    "junit": "junit.xml",
+    "parquet": "samples.parquet",
+}
 
 
 @lru_cache(maxsize=1)
@@ -101,104 +107,6 @@ def write_samples_parquet(rows: list[dict[str, Any]], target: str | Path) -> Pat
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     return Path(target)
-
-
-def write_outputs(report: dict[str, Any], out_dir: str | Path, formats: list[str]) -> dict[str, Path]:
-    """Validate, then write report.json and each rendered format atomically."""
-    from distill_audit.report.render import render
-
-    validate(report)
-    out = Path(out_dir)
-    written: dict[str, Path] = {}
-    for fmt in formats:
-        if fmt == "parquet":
-            continue  # written by the pipeline, which holds the per-sample rows
-        text = dumps(report) if fmt == "json" else render(report, fmt)
-        written[fmt] = write_text(out / SUFFIX[fmt], text)
-    return written
-
-
-def write_run_outputs(
-    report: dict[str, Any], out_dir: str | Path, formats: list[str], sample_rows: list[dict[str, Any]] | None = None
-) -> dict[str, Path]:
-    """Write a run's whole output set so the folder holds either the old set or the new one.
-
-    Everything is rendered into a temp folder beside `out_dir` first (a failure there
-    leaves the old set untouched). A folder holding only distill-audit outputs is then
-    replaced by the new one with two renames; a folder that also holds other files keeps
-    them, and the new files are renamed in, report.json last. Returns the final paths.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    validate(report)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder (--out names the folder for the reports)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_output_temps(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    names: dict[str, str] = {}
-    try:
-        for fmt in formats:
-            if fmt == "parquet":
-                if sample_rows is not None:
-                    write_samples_parquet(sample_rows, tmp / SUFFIX["parquet"])
-                    names["parquet"] = SUFFIX["parquet"]
-                continue
-            text = dumps(report) if fmt == "json" else _render(report, fmt)
-            (tmp / SUFFIX[fmt]).write_text(text, encoding="utf-8")
-            names[fmt] = SUFFIX[fmt]
-        mode = 0o777 & ~_umask()
-        os.chmod(tmp, mode)
-        for name in names.values():
-            os.chmod(tmp / name, 0o666 & ~_umask())
-        ours = set(SUFFIX.values())
-        if not out.exists():
-            os.rename(tmp, out)
-        elif all(p.name in ours or p.name.startswith(".") for p in out.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", suffix=".tmp", dir=out.parent))
-            os.rmdir(old)
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            for stale in ours - set(names.values()):  # an older set's file the new set does not have
-                (out / stale).unlink(missing_ok=True)
-            for name in sorted(names.values(), key=lambda n: n == SUFFIX["json"]):
-                os.replace(tmp / name, out / name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return {fmt: out / name for fmt, name in names.items()}
-
-
-def _render(report: dict[str, Any], fmt: str) -> str:
-    from distill_audit.report.render import render
-
-    return render(report, fmt)
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove_stale_output_temps(out: Path, max_age_s: float = 3600.0) -> None:
-    """Temp folders that a killed writer left beside `out` (older than any live write)."""
-    import shutil
-    import time
-
-    for old in out.parent.glob(f".{out.name}.*.tmp"):
-        try:
-            if time.time() - old.stat().st_mtime > max_age_s:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
 
 
 def build_report(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from distill_audit.levels import gate_rank
+from distill_audit.report.formatting import num
 from distill_audit.report.markdown import table
-from distill_audit.report.render import num
-from distill_audit.scan.verdict import gate_rank
 
 
 def _evidence_index(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -39,8 +39,18 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             {
                 "line": key[0],
                 "name": key[1],
-                "a": {"status": x.get("status"), "estimate": est_a, "p": x.get("p"), "significant": x.get("significant")},
-                "b": {"status": y.get("status"), "estimate": est_b, "p": y.get("p"), "significant": y.get("significant")},
+                "a": {
+                    "status": x.get("status"),
+                    "estimate": est_a,
+                    "p": x.get("p"),
+                    "significant": x.get("significant"),
+                },
+                "b": {
+                    "status": y.get("status"),
+                    "estimate": est_b,
+                    "p": y.get("p"),
+                    "significant": y.get("significant"),
+                },
                 "delta": None if est_a is None or est_b is None else est_b - est_a,
                 "significance_changed": bool(x.get("significant")) != bool(y.get("significant")),
             }

@@ -5,9 +5,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from distill_audit.lineage.summary import weight_details
 from distill_audit.report import svg
-from distill_audit.report.render import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
+from distill_audit.report.formatting import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
+from distill_audit.results import lineage_weights, trait_rows
 
 PLOT_TOP = 15  # traits per plot (by estimate), plus every significant one
 EVIDENCE_TOP = 8  # trait rows per line in the evidence table; the rest are folded
@@ -56,12 +56,6 @@ def _value(x: Any) -> tuple[float | None, float | None, float | None]:
         ci = x.get("ci") or [None, None]
         return est, ci[0], ci[1]
     return None, None, None
-
-
-def trait_rows(stage: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """(trait, estimate, ci) of each trait row a signature or canary stage reports."""
-    return [{"trait": str(r.get("trait")), "estimate": r.get("estimate"), "ci": r.get("ci")}
-            for r in (stage or {}).get("traits") or [] if isinstance(r, dict)]
 
 
 def signature_plot(report: dict[str, Any]) -> str:
@@ -115,7 +109,7 @@ def lineage_section(report: dict[str, Any]) -> str:
     ]
     if rows:
         parts.append(_table(rows))
-    weights = weight_details(lin)
+    weights = lineage_weights(lin)
     layers = weights.get("layers") or []
     pts = []
     for layer in layers:

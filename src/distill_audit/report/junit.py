@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from distill_audit.report.render import ci, num, static_rows
+from distill_audit.report.formatting import ci, num, static_rows
 
 FAILING_STATIC = {"fail", "failed", "error"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill_audit.report.render import evidence_rows, num, shown_evidence, static_rows
+from distill_audit.report.formatting import evidence_rows, num, shown_evidence, static_rows
 
 TOP_TRAITS = 5  # per line in the evidence table, besides every significant one
 

@@ -70,8 +70,12 @@ def forest(points: list[Point], title: str, xlabel: str, series_colors: dict[str
         out.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{PAD - 6}" y2="{base}" stroke="#e0e0e0"/>')
         out.append(f'<text x="{x(t):.1f}" y="{base + 14}" text-anchor="middle" fill="#555">{t:.3g}</text>')
     if lo < 0 < hi:
-        out.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{PAD - 6}" y2="{base}" stroke="#333" stroke-dasharray="3,3"/>')
-    out.append(f'<text x="{LABEL_W + plot_w / 2:.1f}" y="{base + 28}" text-anchor="middle" fill="#333">{escape(xlabel)}</text>')
+        out.append(
+            f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{PAD - 6}" y2="{base}" stroke="#333" stroke-dasharray="3,3"/>'
+        )
+    out.append(
+        f'<text x="{LABEL_W + plot_w / 2:.1f}" y="{base + 28}" text-anchor="middle" fill="#333">{escape(xlabel)}</text>'
+    )
     colors = series_colors or {}
     for i, label in enumerate(labels):
         y = PAD + ROW_H * i + ROW_H / 2
@@ -87,7 +91,8 @@ def forest(points: list[Point], title: str, xlabel: str, series_colors: dict[str
             color = colors.get(p.group or "", ACCENT if p.highlight else MUTED)
             if p.low is not None and p.high is not None:
                 out.append(
-                    f'<line x1="{x(p.low):.1f}" x2="{x(p.high):.1f}" y1="{y + dy:.1f}" y2="{y + dy:.1f}" stroke="{color}" stroke-width="2"/>'
+                    f'<line x1="{x(p.low):.1f}" x2="{x(p.high):.1f}" y1="{y + dy:.1f}" y2="{y + dy:.1f}" '
+                    f'stroke="{color}" stroke-width="2"/>'
                 )
             out.append(f'<circle cx="{x(p.estimate):.1f}" cy="{y + dy:.1f}" r="4" fill="{color}"><title>{escape(label)}'
                        f'{" " + escape(p.group) if p.group else ""}: {p.estimate:.4g}</title></circle>')
@@ -126,6 +131,9 @@ def bars(items: list[tuple[str, float | None]], title: str, xlabel: str, thresho
         out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H - 8}" fill="{MUTED}">'
                    f'<title>{escape(p.label)}: {p.estimate:.4g}</title></rect>')
     if threshold is not None:
-        out.append(f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{PAD - 6}" y2="{base}" stroke="{ACCENT}" stroke-dasharray="4,3"/>')
+        out.append(
+            f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{PAD - 6}" y2="{base}" stroke="{ACCENT}" '
+            'stroke-dasharray="4,3"/>'
+        )
     out.append("</svg>")
     return "\n".join(out)

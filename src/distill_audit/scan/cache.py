@@ -69,7 +69,9 @@ class StageCache:
         if self.enabled:
             write_text(self._path(key), json.dumps(value, allow_nan=False, sort_keys=True))
 
-    def run(self, key: str, compute: Callable[[], Any], *, cacheable: Callable[[Any], bool] | None = None) -> tuple[Any, str]:
+    def run(
+        self, key: str, compute: Callable[[], Any], *, cacheable: Callable[[Any], bool] | None = None
+    ) -> tuple[Any, str]:
         """(payload, "hit" | "miss" | "off"): the cached payload, or compute and store it.
 
         Under `accelerate launch` rank 0 alone reads and writes the cache and tells the

@@ -21,7 +21,8 @@ from distill_audit import distributed, ui
 from distill_audit.errors import AuditError, ExitCode, ModelError, UsageError
 from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
-from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report, write_run_outputs
+from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report
+from distill_audit.report.render import write_run_outputs
 from distill_audit.scan.cache import StageCache, stage_key
 from distill_audit.scan.context import (  # noqa: F401  (re-exported: the scan's helpers live in context)
     SEED_STREAMS,
@@ -163,7 +164,7 @@ class _Runner:
 
 def prepare(opts: ScanOptions) -> ScanContext:
     """Validate inputs and resolve models (no model is loaded): shared by scan and --dry-run."""
-    from distill_audit.cli.options import DataOptions, load_data
+    from distill_audit.ingest.options import DataOptions, load_data
     from distill_audit.models.load import placement_kwargs
     from distill_audit.models.resolve import resolve_model
     from distill_audit.scan.validate import validate_options
@@ -219,7 +220,7 @@ def prepare(opts: ScanOptions) -> ScanContext:
 
 
 def run_scan(opts: ScanOptions) -> ScanOutcome:
-    from distill_audit.traits.training import torch_threads
+    from distill_audit.lm.threads import torch_threads
 
     with torch_threads(opts.threads):
         return _run_scan(opts)

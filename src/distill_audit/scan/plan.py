@@ -55,10 +55,11 @@ def measure(loaded, samples) -> dict[str, float]:
     """Tokens per second for scoring (forward), training (forward+backward) and sampling, on this machine."""
     import torch
 
-    from distill_audit.generate.sampler import sample_completions
+    from distill_audit.lm.padding import pad_token_id
+    from distill_audit.lm.sampler import sample_completions
+    from distill_audit.lm.scoring import model_device
+    from distill_audit.lm.training import collate
     from distill_audit.models.chat import encode
-    from distill_audit.traits.scoring import model_device
-    from distill_audit.traits.training import collate, pad_token_id
 
     model, tok = loaded.model, loaded.tokenizer
     rows = [encode(tok, list(s.prompt), s.completion) for s in samples[:MEASURE_ROWS]]
@@ -80,7 +81,11 @@ def measure(loaded, samples) -> dict[str, float]:
     t0 = time.perf_counter()
     sample_completions(model, tok, prompts, max_new_tokens=MEASURE_NEW_TOKENS, seed=0)
     gen = len(prompts) * MEASURE_NEW_TOKENS / max(time.perf_counter() - t0, 1e-6)
-    return {"forward_tokens_per_s": round(fwd, 1), "train_tokens_per_s": round(train, 1), "sample_tokens_per_s": round(gen, 1)}
+    return {
+        "forward_tokens_per_s": round(fwd, 1),
+        "train_tokens_per_s": round(train, 1),
+        "sample_tokens_per_s": round(gen, 1),
+    }
 
 
 def scan_plan(opts: ScanOptions) -> Plan:
@@ -118,7 +123,9 @@ def scan_plan(opts: ScanOptions) -> Plan:
 def print_plan(plan: Plan) -> None:
     from rich.table import Table
 
-    t = Table(title=f"scan plan: {plan.data['source']} ({plan.data['rows']} rows, {plan.data['kind']})", title_justify="left")
+    t = Table(
+        title=f"scan plan: {plan.data['source']} ({plan.data['rows']} rows, {plan.data['kind']})", title_justify="left"
+    )
     for col in ("stage", "runs", "what", "tokens", "est. time"):
         t.add_column(col)
     for s in plan.stages:

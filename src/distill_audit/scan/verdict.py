@@ -22,23 +22,11 @@ from typing import Any
 
 from distill_audit.scan.stage import Assessment, StageResult, evidence_stages
 
-LEVELS = ("none", "low", "medium", "high")
-INCONCLUSIVE = "inconclusive"
-ALL_LEVELS = (*LEVELS, INCONCLUSIVE)
+from distill_audit.levels import ALL_LEVELS, INCONCLUSIVE, LEVELS, gate_rank  # noqa: F401  (re-exported)
 
 SHARED_INIT = {"same-init", "possible-shared-init"}
 DIFFERENT_INIT = {"different-init", "same-family-different-init"}
 NUMBER_LIKE = {"numbers"}
-
-
-def gate_rank(level: str) -> int:
-    """Rank for `--fail-on` and `--baseline`: inconclusive counts as `medium`.
-
-    Untested risk must not pass a strict gate, but it is not evidence of high risk.
-    """
-    if level == INCONCLUSIVE:
-        return LEVELS.index("medium")
-    return LEVELS.index(level)
 
 
 @dataclass(frozen=True)

@@ -71,18 +71,18 @@ import numpy as np
 from distill_audit import distributed, ui
 from distill_audit.errors import UsageError
 from distill_audit.ingest.records import Sample
-from distill_audit.seeding import derive_seed
-from distill_audit.traits import stats
-from distill_audit.traits.canary_stats import did_test
-from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
-from distill_audit.traits.training import (
+from distill_audit.lm.threads import torch_threads
+from distill_audit.lm.training import (
     TrainConfig,
     attach_lora,
     detach_lora,
     planned_steps,
-    torch_threads,
     train,
 )
+from distill_audit.seeding import derive_seed
+from distill_audit.traits import stats
+from distill_audit.traits.canary_stats import did_test
+from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
 
 # Budget presets; a field left at None in CanaryConfig takes its preset's value.
 # "default" fits a whole scan in ~10 minutes on 2 CPU cores with a 135M student

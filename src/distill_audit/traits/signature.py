@@ -33,11 +33,11 @@ import numpy as np
 
 from distill_audit import distributed, ui
 from distill_audit.ingest.records import Sample
+from distill_audit.lm.scoring import completion_logprobs, mean_logprobs
 from distill_audit.models.chat import Encoded, encode
 from distill_audit.seeding import derive_seed
 from distill_audit.traits import stats
 from distill_audit.traits.probes import ProbeSuite, load_suites
-from distill_audit.traits.scoring import completion_logprobs, mean_logprobs
 
 TRAIT_TEMPLATE = (
     "You love {x}. You think about {x} all the time. {X} {are} your favorite {category}. "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_audit import ui
-from distill_audit.lineage.summary import weight_details
+from distill_audit.results import lineage_weights
 from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun, register
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts
 
@@ -53,7 +53,7 @@ class LineageStage(Stage):
         verdict = str(result.get("verdict") or "unknown")
         confidence = result.get("confidence")
         tested = verdict != "unknown" and result.status == "ok"
-        weights = weight_details(result.to_dict())
+        weights = lineage_weights(result.to_dict())
         cosines = [x["aligned_cosine"] for x in weights.get("layers") or [] if x.get("aligned_cosine") is not None]
         untested = None if tested else (result.reason or NO_TEACHER)
         blocks = verdict in DIFFERENT_INIT and confidence == "high"

@@ -98,7 +98,7 @@ class ReferenceStage(Stage):
             return StageRun(StageResult("ok", None, [], {"origin": "file", "n": len(ds)}),
                             outputs={"samples": ds.samples, "fingerprint": ds.fingerprint, "dataset": info,
                                      "origin": "file"})
-        from distill_audit.generate.sampler import sample_completions
+        from distill_audit.lm.sampler import sample_completions
 
         rows = self._rows(ctx)
         decoding, source = self._decoding(ctx)

@@ -1,4 +1,4 @@
-"""Tier 0: reduce a model name to the key the registry is written in.
+"""Lineage tier 0: reduce a model name to the key the registry is written in.
 
 `meta-llama/Meta-Llama-3.1-8B-Instruct`, `llama3.1:8b` and `Llama-3.1-8B-Instruct-GGUF`
 all mean one pretrained initialization; their key is `llama-3.1-8b`. Normalization

@@ -1,4 +1,7 @@
-"""Tier 1: the curated registry of shared initializations (data in registry.yaml).
+"""Lineage tier 1: the curated registry of shared initializations (data in registry.yaml).
+
+It lives in models/ because name resolution needs it too (a closed model's vendor);
+the lineage check reads it from here, so lineage depends on models and not back.
 
 Each open family lists one initialization per size, with the fine-tunes and continued
 pretrainings that start from it; closed vendors are matched by name pattern, and the
@@ -17,7 +20,7 @@ from importlib.resources import files
 import yaml
 
 from distill_audit.errors import RunError
-from distill_audit.lineage.names import normalize_name
+from distill_audit.models.names import normalize_name
 
 SHARING_RELATIONS = {"pruned-from", "upscaled-from", "upcycled-from", "likely-same-base"}
 
@@ -145,12 +148,17 @@ class Registry:
             if rel is not None:
                 kind, line = rel
                 return RegistryFinding(
-                    "possible-shared-init", "medium", f"partial lineage ({kind}): weights may be derived", (*evidence, line)
+                    "possible-shared-init",
+                    "medium",
+                    f"partial lineage ({kind}): weights may be derived",
+                    (*evidence, line),
                 )
         if a.vendor != b.vendor:
             confidence = "high" if both_listed else "medium"
             return RegistryFinding(
-                "different-init", confidence, f"different developers ({a.vendor} vs {b.vendor}) and no known shared lineage",
+                "different-init",
+                confidence,
+                f"different developers ({a.vendor} vs {b.vendor}) and no known shared lineage",
                 evidence,
             )
         if not (a.init_id and b.init_id):
@@ -160,8 +168,10 @@ class Registry:
             )
         if a.family == b.family:
             return RegistryFinding(
-                "same-family-different-init", "high",
-                f"same family ({a.family}), separately pretrained initializations ({a.init_id} vs {b.init_id})", evidence,
+                "same-family-different-init",
+                "high",
+                f"same family ({a.family}), separately pretrained initializations ({a.init_id} vs {b.init_id})",
+                evidence,
             )
         if a.from_scratch or b.from_scratch:
             fresh = a.family if a.from_scratch else b.family
@@ -170,13 +180,15 @@ class Registry:
                 f"same developer ({a.vendor}); {fresh} was pretrained from scratch", evidence,
             )
         return RegistryFinding(
-            "unknown", "low",
-            f"same developer ({a.vendor}), different releases ({a.family}, {b.family}); not documented whether one continues the other",
+            "unknown",
+            "low",
+            f"same developer ({a.vendor}), different releases ({a.family}, {b.family}); not documented whether one "
+            "continues the other",
             evidence,
         )
 
 
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
-    text = files("distill_audit.lineage").joinpath("registry.yaml").read_text(encoding="utf-8")
+    text = files("distill_audit.models").joinpath("registry.yaml").read_text(encoding="utf-8")
     return Registry(yaml.safe_load(text))

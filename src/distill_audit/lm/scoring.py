@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from distill_audit import distributed
+from distill_audit.lm.padding import pad_token_id
 from distill_audit.models.chat import Encoded
 
 # A shared prefix shorter than this is not worth a separate forward pass.
@@ -62,13 +63,6 @@ def _split_head(model):
         return None
     softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
     return decoder, head, softcap
-
-
-def _pad_id(tokenizer) -> int:
-    for tok_id in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
-        if isinstance(tok_id, int):
-            return tok_id
-    return 0
 
 
 def _cache_kwarg(module) -> str:
@@ -142,7 +136,7 @@ def _completion_logprobs(
     if prefix_len < MIN_SHARED_PREFIX:
         prefix_len = 0
     split = _split_head(model)
-    pad_id = _pad_id(tokenizer)
+    pad_id = pad_token_id(tokenizer)
     cache_kwarg = _cache_kwarg(split[0] if split is not None else model)
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i].input_ids), i))
     results: list[np.ndarray | None] = [None] * len(encoded)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from distill_audit import ui
+from distill_audit.lm.padding import pad_token_id
 from distill_audit.models.chat import end_of_turn_text, render_prefix
 from distill_audit.seeding import derive_seed
-from distill_audit.traits.training import pad_token_id
 
 Message = dict[str, str]
 LogitsProcessor = Callable[[torch.LongTensor, torch.FloatTensor], torch.FloatTensor]
@@ -149,7 +149,7 @@ def _sample_batch(
 
 
 class _NoProgress:
-    def __enter__(self) -> "_NoProgress":
+    def __enter__(self) -> _NoProgress:
         return self
 
     def __exit__(self, *exc) -> None:

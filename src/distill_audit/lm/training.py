@@ -9,16 +9,17 @@ adapter init and so the same losses on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from distill_audit import distributed
 from distill_audit.errors import DataError, RunError
 from distill_audit.ingest.records import Sample
+from distill_audit.lm.padding import pad_token_id
+from distill_audit.lm.threads import torch_threads
 from distill_audit.models.chat import Encoded, encode, end_of_turn_text
 
 IGNORE_INDEX = -100  # label value the loss skips (prompt and padding positions)
@@ -142,30 +143,7 @@ def collate(rows: Sequence[Encoded], pad_id: int) -> dict:
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
-def pad_token_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if tid is not None:
-            return int(tid)
-    return 0
-
-
 # ----------------------------------------------------------------------------- model
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with `n` intra-op threads, then restore (None: leave torch's setting)."""
-    import torch
-
-    if not n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def use_bf16(model, cfg: TrainConfig) -> bool:
@@ -208,7 +186,9 @@ def trainable_parameters(model) -> list:
 # ----------------------------------------------------------------------------- loop
 
 
-def train(model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed: int, source: str = "data", progress=None) -> TrainResult:
+def train(
+    model, tokenizer, samples: Sequence[Sample], cfg: TrainConfig, *, seed: int, source: str = "data", progress=None
+) -> TrainResult:
     """Fine-tune `model` in place on `samples` (completion tokens only).
 
     With LoRA the caller attaches the adapter first (`attach_lora`); this loop trains
