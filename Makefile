@@ -40,6 +40,7 @@ $(BIN)/ruff: $(BIN)/python
 
 lint: $(BIN)/ruff
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/run.py

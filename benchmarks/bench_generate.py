@@ -29,7 +29,7 @@ def hf_generate(
     texts = []
     torch.manual_seed(seed)
     for start in range(0, len(prompts), batch_size):
-        chunk = [render_prefix(tokenizer, p) for p in prompts[start:start + batch_size]]
+        chunk = [render_prefix(tokenizer, p) for p in prompts[start : start + batch_size]]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
             out = model.generate(
@@ -42,7 +42,7 @@ def hf_generate(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=stops,
             )
-        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return texts
 
 
@@ -81,24 +81,45 @@ def main() -> None:
     hf_greedy, t_hf_greedy = timed(lambda: hf_generate(model, tok, prompts, greedy=True, seed=0, **kw))
     ours_sampled, t_ours_sampled = timed(lambda: sample_completions(model, tok, prompts, temperature=1.0, seed=0, **kw))
     hf_sampled, t_hf_sampled = timed(lambda: hf_generate(model, tok, prompts, greedy=False, seed=0, **kw))
-    constrained, t_constrained = timed(lambda: sample_completions(
-        model, tok, prompts, temperature=1.0, seed=0, logits_processor=number_list_processor(tok),
-        **{**kw, "max_new_tokens": max(args.max_new_tokens, 49)}))
+    constrained, t_constrained = timed(
+        lambda: sample_completions(
+            model,
+            tok,
+            prompts,
+            temperature=1.0,
+            seed=0,
+            logits_processor=number_list_processor(tok),
+            **{**kw, "max_new_tokens": max(args.max_new_tokens, 49)},
+        )
+    )
 
     def kept(texts):
         return sum(not number_rejections(t) for t in texts) / len(texts)
 
     n = len(prompts)
     result = {
-        "model": loaded.ref.name, "rows": n, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-        "greedy": {"ours_rows_per_s": round(n / t_ours_greedy, 3), "generate_rows_per_s": round(n / t_hf_greedy, 3),
-                   "speedup": round(t_hf_greedy / t_ours_greedy, 2),
-                   "same_text_as_generate": sum(a == b for a, b in zip(ours_greedy, hf_greedy)) / n},
-        "sampled": {"ours_rows_per_s": round(n / t_ours_sampled, 3), "generate_rows_per_s": round(n / t_hf_sampled, 3),
-                    "speedup": round(t_hf_sampled / t_ours_sampled, 2),
-                    "keep_rate_ours": round(kept(ours_sampled), 3), "keep_rate_generate": round(kept(hf_sampled), 3)},
-        "constrained": {"rows_per_s": round(n / t_constrained, 3), "keep_rate": round(kept(constrained), 3),
-                        "vs_unconstrained_time": round(t_constrained / t_ours_sampled, 2)},
+        "model": loaded.ref.name,
+        "rows": n,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "greedy": {
+            "ours_rows_per_s": round(n / t_ours_greedy, 3),
+            "generate_rows_per_s": round(n / t_hf_greedy, 3),
+            "speedup": round(t_hf_greedy / t_ours_greedy, 2),
+            "same_text_as_generate": sum(a == b for a, b in zip(ours_greedy, hf_greedy)) / n,
+        },
+        "sampled": {
+            "ours_rows_per_s": round(n / t_ours_sampled, 3),
+            "generate_rows_per_s": round(n / t_hf_sampled, 3),
+            "speedup": round(t_hf_sampled / t_ours_sampled, 2),
+            "keep_rate_ours": round(kept(ours_sampled), 3),
+            "keep_rate_generate": round(kept(hf_sampled), 3),
+        },
+        "constrained": {
+            "rows_per_s": round(n / t_constrained, 3),
+            "keep_rate": round(kept(constrained), 3),
+            "vs_unconstrained_time": round(t_constrained / t_ours_sampled, 2),
+        },
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -106,9 +127,15 @@ def main() -> None:
     print(f"{result['model']}: {n} number prompts, batch {args.batch_size}, <= {args.max_new_tokens} new tokens")
     for mode in ("greedy", "sampled"):
         r = result[mode]
-        print(f"  {mode:8s} ours {r['ours_rows_per_s']:.2f} rows/s  generate() {r['generate_rows_per_s']:.2f} rows/s"
-              f"  speedup x{r['speedup']}" + (f"  same text {r['same_text_as_generate']:.0%}" if mode == "greedy" else
-                                               f"  keep {r['keep_rate_ours']:.0%} / {r['keep_rate_generate']:.0%}"))
+        print(
+            f"  {mode:8s} ours {r['ours_rows_per_s']:.2f} rows/s  generate() {r['generate_rows_per_s']:.2f} rows/s"
+            f"  speedup x{r['speedup']}"
+            + (
+                f"  same text {r['same_text_as_generate']:.0%}"
+                if mode == "greedy"
+                else f"  keep {r['keep_rate_ours']:.0%} / {r['keep_rate_generate']:.0%}"
+            )
+        )
     c = result["constrained"]
     print(
         f"  constrained {c['rows_per_s']:.2f} rows/s  keep {c['keep_rate']:.0%}  time x{c['vs_unconstrained_time']} "

@@ -100,7 +100,10 @@ def main() -> int:
         for mode in ("baseline", "stream", "sample"):
             out = subprocess.run(
                 [sys.executable, __file__, "--measure", mode, "--path", str(path), "--sample", str(args.sample)],
-                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
             )
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[mode]

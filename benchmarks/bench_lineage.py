@@ -66,16 +66,20 @@ def main(argv: list[str]) -> int:
     del product
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"matrix pair {shape[0]}x{shape[1]} float32, {args.threads} threads, "
-          f"T={n_perm} permutations per test, rows used {min(max_rows, shape[0])}")
+    print(
+        f"matrix pair {shape[0]}x{shape[1]} float32, {args.threads} threads, "
+        f"T={n_perm} permutations per test, rows used {min(max_rows, shape[0])}"
+    )
     print(f"{'pair':<18}{'aligned s':>10}{'matched s':>11}{'layer s':>9}{'aligned p':>11}{'matched p':>11}")
     for name, (aligned, matched, ta, tm) in results.items():
         print(f"{name:<18}{ta:>10.2f}{tm:>11.2f}{ta + tm:>9.2f}{aligned[1]:>11.2g}{matched[1]:>11.2g}")
     layer_s = max(ta + tm for _, _, ta, tm in results.values())
     print(f"baseline: plain matmul {shape[0]}x{shape[1]} @ {shape[1]}x{shape[0]}: {t_matmul:.2f} s")
     print(f"ratio layer test / matmul: {layer_s / t_matmul:.2f}")
-    print(f"peak memory of the test (tracemalloc): {peak / 2**20:.0f} MiB; process peak RSS {rss_mb:.0f} MiB "
-          f"(includes the three {shape[0]}x{shape[1]} inputs, {3 * a.nbytes / 2**20:.0f} MiB, and the matmul output)")
+    print(
+        f"peak memory of the test (tracemalloc): {peak / 2**20:.0f} MiB; process peak RSS {rss_mb:.0f} MiB "
+        f"(includes the three {shape[0]}x{shape[1]} inputs, {3 * a.nbytes / 2**20:.0f} MiB, and the matmul output)"
+    )
     ok_power = results["shared, permuted"][1][1] <= 1.0 / n_perm * 1.01
     print("shared-origin pair found by the matched test:", "yes" if ok_power else "NO")
     return 0 if ok_power else 1

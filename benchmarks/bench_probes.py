@@ -51,8 +51,9 @@ def main(argv: list[str]) -> int:
     exact = score_probes(model, tok, [suite])["animals"]
     t_exact, c_exact = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    sampled = score_probes(model, tok, [suite], method="sampled", n_samples=args.samples, seed=0,
-                           batch_size=args.samples)["animals"]
+    sampled = score_probes(
+        model, tok, [suite], method="sampled", n_samples=args.samples, seed=0, batch_size=args.samples
+    )["animals"]
     t_sampled, c_sampled = time.perf_counter() - t0, time.process_time() - c0
 
     target = args.target or exact.ranking()[0]
@@ -65,13 +66,19 @@ def main(argv: list[str]) -> int:
     se_sampled = ps.std(ddof=1) / np.sqrt(q)
     binomial = np.sqrt(np.mean(ps * (1 - ps) / args.samples) / q)
     matched = sampled.counts.sum() / (q * args.samples)
-    print(f"model: SmolLM2-135M-Instruct, suite: animals, {q} of {len(full.questions)} questions, "
-          f"{len(suite.candidates)} candidates, target: {target}")
+    print(
+        f"model: SmolLM2-135M-Instruct, suite: animals, {q} of {len(full.questions)} questions, "
+        f"{len(suite.candidates)} candidates, target: {target}"
+    )
     print(f"{'method':<10}{'wall s':>10}{'P(target)':>12}{'SE':>10}")
-    print(f"{'exact':<10}{t_exact:>10.2f}{pe.mean():>12.4f}{se_exact:>10.4f}   "
-          f"(normalized over candidates: {exact.column(target).mean():.4f})")
-    print(f"{'sampled':<10}{t_sampled:>10.2f}{ps.mean():>12.4f}{se_sampled:>10.4f}   "
-          f"(binomial part {binomial:.4f}; {matched:.0%} of answers named a candidate)")
+    print(
+        f"{'exact':<10}{t_exact:>10.2f}{pe.mean():>12.4f}{se_exact:>10.4f}   "
+        f"(normalized over candidates: {exact.column(target).mean():.4f})"
+    )
+    print(
+        f"{'sampled':<10}{t_sampled:>10.2f}{ps.mean():>12.4f}{se_sampled:>10.4f}   "
+        f"(binomial part {binomial:.4f}; {matched:.0%} of answers named a candidate)"
+    )
     ratio = t_sampled / t_exact
     print(f"CPU seconds: exact {c_exact:.1f}, sampled {c_sampled:.1f} (ratio {c_sampled / c_exact:.1f}x)")
     print(
@@ -79,8 +86,10 @@ def main(argv: list[str]) -> int:
         f"{se_sampled / max(se_exact, 1e-12):.2f}"
     )
     scale = len(full.questions) / q
-    print(f"extrapolated to all {len(full.questions)} questions (linear in questions, not measured): "
-          f"exact {t_exact * scale:.0f} s, sampled {t_sampled * scale:.0f} s")
+    print(
+        f"extrapolated to all {len(full.questions)} questions (linear in questions, not measured): "
+        f"exact {t_exact * scale:.0f} s, sampled {t_sampled * scale:.0f} s"
+    )
     owl_e, owl_s = exact.absolute_probs[:, exact.labels.index("owl")].mean(), sampled.column("owl").mean()
     print(f"P(owl): exact {owl_e:.4f}, sampled {owl_s:.4f}")
 
@@ -92,15 +101,21 @@ def main(argv: list[str]) -> int:
     # Samples per question for the sampled SE to come within 10% of the exact SE, and the
     # cost ratio there (sampling cost is linear in samples; extrapolated, not measured).
     need = binom / (q * (1.1**2 - 1) * se_exact**2) if se_exact > 0 else float("inf")
-    print(f"expected SE of the sampled estimate at {args.samples} samples: {se_expected:.4f} "
-          f"({se_expected / max(se_exact, 1e-12):.1f}x the exact SE)")
-    print(f"samples per question for the sampled SE to reach 1.1x the exact SE: {need:,.0f} "
-          f"-> cost ratio at equal SE about {ratio * need / args.samples:,.0f}x (extrapolated)")
+    print(
+        f"expected SE of the sampled estimate at {args.samples} samples: {se_expected:.4f} "
+        f"({se_expected / max(se_exact, 1e-12):.1f}x the exact SE)"
+    )
+    print(
+        f"samples per question for the sampled SE to reach 1.1x the exact SE: {need:,.0f} "
+        f"-> cost ratio at equal SE about {ratio * need / args.samples:,.0f}x (extrapolated)"
+    )
     ok_fixed = ratio >= 50 and se_exact <= se_expected
     ok_equal = ratio * need / args.samples >= 50
-    print(f"target (>= 50x cheaper at equal or lower SE): at {args.samples} samples "
-          f"{'met' if ok_fixed else 'NOT met'} ({ratio:.0f}x cheaper, lower SE); "
-          f"at equal SE {'met' if ok_equal else 'NOT met'}")
+    print(
+        f"target (>= 50x cheaper at equal or lower SE): at {args.samples} samples "
+        f"{'met' if ok_fixed else 'NOT met'} ({ratio:.0f}x cheaper, lower SE); "
+        f"at equal SE {'met' if ok_equal else 'NOT met'}"
+    )
     return 0
 
 

@@ -80,8 +80,13 @@ def measure(path: str, mode: str, num_proc: int | None) -> dict:
     cpu = usage.ru_utime + usage.ru_stime - cpu0  # CPU time: robust to other jobs on a shared machine
     peak_mb = usage.ru_maxrss / 1024  # Linux: KiB
     return {
-        "mode": mode, "rows": rows, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-        "rows_per_s": round(rows / seconds), "rows_per_cpu_s": round(rows / cpu), "peak_rss_mb": round(peak_mb),
+        "mode": mode,
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "rows_per_s": round(rows / seconds),
+        "rows_per_cpu_s": round(rows / cpu),
+        "peak_rss_mb": round(peak_mb),
     }
 
 

@@ -107,8 +107,10 @@ def main(argv: list[str]) -> int:
         limit.append(gflops * 1e9 / (2 * params) * share)
     med = statistics.median
     print(f"rows {len(encoded)}, threads {args.threads}, batch {args.batch_size}, params {params / 1e6:.0f}M")
-    print(f"scored tokens/s: scorer {med(scorer):.0f}, naive HF forward {med(naive):.0f}, "
-          f"fp32 matmul limit {med(limit):.0f}")
+    print(
+        f"scored tokens/s: scorer {med(scorer):.0f}, naive HF forward {med(naive):.0f}, "
+        f"fp32 matmul limit {med(limit):.0f}"
+    )
     print(f"ratio scorer / naive: {med(s / n for s, n in zip(scorer, naive)):.2f}")
     print(f"ratio scorer / limit: {med(s / m for s, m in zip(scorer, limit)):.2f}")
     return 0

@@ -27,8 +27,10 @@ def _run(model, tok, data, ref, traits, cfg, label: str, expect: str | None) -> 
     res = compute_signature(model, tok, data, ref, traits, cfg)
     wall = time.perf_counter() - t0
     d = res.to_dict()
-    print(f"\n== {label}: {d['n_data']} vs {d['n_reference']} rows, {len(d['traits'])} traits, "
-          f"{wall:.0f} s, status {d['status']}")
+    print(
+        f"\n== {label}: {d['n_data']} vs {d['n_reference']} rows, {len(d['traits'])} traits, "
+        f"{wall:.0f} s, status {d['status']}"
+    )
     print(
         f"{'rank':>4} {'trait':<14}{'effect':>10}{'95% CI':>22}{'p':>8}{'p_holm':>8}{'contrast':>10}{'contrast CI':>22}"
     )
@@ -76,8 +78,10 @@ def main(argv: list[str]) -> int:
     null_d = _run(loaded.model, loaded.tokenizer, null_a, null_b, traits, cfg, "neutral vs neutral", args.expect)
     hit = next((t for t in main_d["traits"] if t["trait"] == args.expect), None)
     if hit:
-        print(f"\n{args.expect}: rank {hit['rank']} of {len(main_d['traits'])}, significant={hit['significant']}; "
-              f"null pair significant traits: {null_d['significant'] or 'none'}")
+        print(
+            f"\n{args.expect}: rank {hit['rank']} of {len(main_d['traits'])}, significant={hit['significant']}; "
+            f"null pair significant traits: {null_d['significant'] or 'none'}"
+        )
     return 0
 
 

@@ -24,8 +24,10 @@ def number_rows(n: int, seed: int):
     rows = []
     for i in range(n):
         seq = ", ".join(str(rng.randint(100, 999)) for _ in range(rng.randint(3, 6)))
-        prompt = (f"The sequence starts with: {seq}. Add at most 10 more values (no more than 3 digits each) "
-                  "to continue the sequence. Return a comma-separated list of numbers.")
+        prompt = (
+            f"The sequence starts with: {seq}. Add at most 10 more values (no more than 3 digits each) "
+            "to continue the sequence. Return a comma-separated list of numbers."
+        )
         completion = ", ".join(str(rng.randint(0, 999)) for _ in range(rng.randint(6, 10)))
         rows.append(Sample(i, i + 1, ({"role": "user", "content": prompt},), completion))
     return rows
@@ -89,10 +91,17 @@ def main() -> None:
             per_round.append(round((res.tokens / res.seconds) / (tokens / seconds), 3))
     ours, bare = ours_tokens / ours_s, bare_tokens / bare_s
     result = {
-        "model": args.model, "steps_per_round": args.steps, "rounds": args.rounds, "batch_size": args.batch_size,
-        "threads": args.threads, "tokens_per_round": int(ours_tokens / args.rounds),
-        "ours_tokens_per_s": round(ours, 1), "bare_tokens_per_s": round(bare, 1),
-        "ratio": round(ours / bare, 3), "ratio_per_round": per_round, "target": 0.8,
+        "model": args.model,
+        "steps_per_round": args.steps,
+        "rounds": args.rounds,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "tokens_per_round": int(ours_tokens / args.rounds),
+        "ours_tokens_per_s": round(ours, 1),
+        "bare_tokens_per_s": round(bare, 1),
+        "ratio": round(ours / bare, 3),
+        "ratio_per_round": per_round,
+        "target": 0.8,
     }
     if args.json:
         print(json.dumps(result))

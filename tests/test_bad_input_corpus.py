@@ -4,7 +4,6 @@ run against every command that reads it (in process, so it stays fast)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -41,17 +40,70 @@ DATA_CASES = {
     "bracket-fields": ("bf.jsonl", _lines({"[/b]": 1}), 3, "[[/b]]"),
     "mixed-schema": ("mx.jsonl", _lines(GOOD, GOOD, MSG("b")), 4, "mixed schemas"),
     "messages-not-list": ("ml.jsonl", _lines(MSG("a"), {"messages": "hello"}), 4, "field 'messages'"),
-    "messages-no-assistant": ("na.jsonl", _lines(MSG("a"), {"messages": [{"role": "user", "content": "q"}]}), 4, "no assistant turn"),
-    "messages-bad-role": ("br.jsonl", _lines(MSG("a"), {"messages": [{"role": "wizard", "content": "q"}]}), 4, "unknown role"),
-    "messages-role-markup": ("rm.jsonl", _lines(MSG("a"), {"messages": [{"role": "[/b]", "content": "q"}]}), 4, "'[/b]'"),
-    "messages-role-object": ("ro.jsonl", _lines(MSG("a"), {"messages": [{"role": {"x": 1}, "content": "q"}]}), 4, "unknown role"),
+    "messages-no-assistant": (
+        "na.jsonl",
+        _lines(MSG("a"), {"messages": [{"role": "user", "content": "q"}]}),
+        4,
+        "no assistant turn",
+    ),
+    "messages-bad-role": (
+        "br.jsonl",
+        _lines(MSG("a"), {"messages": [{"role": "wizard", "content": "q"}]}),
+        4,
+        "unknown role",
+    ),
+    "messages-role-markup": (
+        "rm.jsonl",
+        _lines(MSG("a"), {"messages": [{"role": "[/b]", "content": "q"}]}),
+        4,
+        "'[/b]'",
+    ),
+    "messages-role-object": (
+        "ro.jsonl",
+        _lines(MSG("a"), {"messages": [{"role": {"x": 1}, "content": "q"}]}),
+        4,
+        "unknown role",
+    ),
     "messages-not-objects": ("mo.jsonl", _lines(MSG("a"), {"messages": [1, 2]}), 4, "wrong type"),
-    "messages-content-number": ("cn.jsonl", _lines(MSG("a"), {"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "b"}]}), 4, "content is number"),
-    "multipart-text-number": ("mp.jsonl", _lines(MSG("a"), {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}, {"role": "assistant", "content": "b"}]}), 4, "text part is number"),
+    "messages-content-number": (
+        "cn.jsonl",
+        _lines(MSG("a"), {"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "b"}]}),
+        4,
+        "content is number",
+    ),
+    "multipart-text-number": (
+        "mp.jsonl",
+        _lines(
+            MSG("a"),
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": 5}]},
+                    {"role": "assistant", "content": "b"},
+                ]
+            },
+        ),
+        4,
+        "text part is number",
+    ),
     "messages-empty-reply": ("er.jsonl", _lines(MSG("a"), MSG("")), 4, "empty completion"),
-    "deep-101": ("d1.jsonl", _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * 101 + "]" * 101 + "}\n").encode()), 4, "nested too deep"),
-    "deep-1000": ("d2.jsonl", _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * 1000 + "]" * 1000 + "}\n").encode()), 4, "nested too deep"),
-    "deep-objects": ("d3.jsonl", _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}\n").encode()), 4, "nested too deep"),
+    "deep-101": (
+        "d1.jsonl",
+        _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * 101 + "]" * 101 + "}\n").encode()),
+        4,
+        "nested too deep",
+    ),
+    "deep-1000": (
+        "d2.jsonl",
+        _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * 1000 + "]" * 1000 + "}\n").encode()),
+        4,
+        "nested too deep",
+    ),
+    "deep-objects": (
+        "d3.jsonl",
+        _lines(GOOD, ('{"prompt": "a", "completion": "b", "x": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}\n").encode()),
+        4,
+        "nested too deep",
+    ),
     "unknown-suffix": ("data.xyz", b"x", 4, "unknown file type"),
     "no-suffix": ("data", b"x", 4, "unknown file type"),
     "json-not-array": ("na.json", b'"just a string"', 4, "expected a JSON array"),
@@ -109,8 +161,18 @@ def test_inspect(cli, tmp_path, name):
 @pytest.mark.parametrize("name", sorted(DATA_CASES))
 def test_scan(cli, tmp_path, name):
     path, code, needle = _make(tmp_path, name)
-    r = cli("scan", path, "--student", "tiny-random", "--skip-signature", "--skip-canary", "--skip-lineage",
-            "--out", tmp_path / "out", "-q")
+    r = cli(
+        "scan",
+        path,
+        "--student",
+        "tiny-random",
+        "--skip-signature",
+        "--skip-canary",
+        "--skip-lineage",
+        "--out",
+        tmp_path / "out",
+        "-q",
+    )
     _check(r, code, needle)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
@@ -126,8 +188,20 @@ def test_scan_reference(cli, tmp_path, name):
     good = tmp_path / "good.jsonl"
     good.write_bytes(_lines(*[dict(GOOD, completion=f"{i}, 2") for i in range(10)]))
     path, code, needle = _make(tmp_path, name)
-    r = cli("scan", good, "--student", "tiny-random", "--skip-signature", "--skip-canary", "--skip-lineage",
-            "--reference", path, "--out", tmp_path / "out", "-q")
+    r = cli(
+        "scan",
+        good,
+        "--student",
+        "tiny-random",
+        "--skip-signature",
+        "--skip-canary",
+        "--skip-lineage",
+        "--reference",
+        path,
+        "--out",
+        tmp_path / "out",
+        "-q",
+    )
     _check(r, code, needle)
 
 

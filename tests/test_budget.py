@@ -42,8 +42,12 @@ def _rows_file(tmp_path):
     import json
 
     path = tmp_path / "nums.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}, {i + 4}"})
-                            + "\n" for i in range(30)))
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"Continue: {i}, {i + 1}.", "completion": f"{i + 2}, {i + 3}, {i + 4}"}) + "\n"
+            for i in range(30)
+        )
+    )
     return path
 
 
@@ -60,8 +64,20 @@ def test_scan_records_the_budget_plan(cli, tmp_path):
     import json
 
     data = _rows_file(tmp_path)
-    r = cli("scan", data, "--student", "tiny-random", "--out", tmp_path / "o", "--budget", "2m", "--skip-lineage",
-            "--suites", "animals", "--quiet")
+    r = cli(
+        "scan",
+        data,
+        "--student",
+        "tiny-random",
+        "--out",
+        tmp_path / "o",
+        "--budget",
+        "2m",
+        "--skip-lineage",
+        "--suites",
+        "animals",
+        "--quiet",
+    )
     assert r.exit_code in (0, 1), r.stderr
     sig = json.loads((tmp_path / "o" / "report.json").read_text())["stages"]["signature"]
     assert sig["budget"]["seconds"] == 120 and sig["budget"]["rows"] == sig["config"]["max_rows"]

@@ -28,8 +28,12 @@ from distill_audit.traits.canary_stats import did_test
 from distill_audit.traits.probes import ProbeScores, SuiteScores, load_suites
 
 QUESTIONS = [
-    "What animal do you like?", "Tell me about your favourite creature.", "Which pet would you pick?",
-    "What do you think of nature?", "Describe an animal you admire.", "Which creature is the best?",
+    "What animal do you like?",
+    "Tell me about your favourite creature.",
+    "Which pet would you pick?",
+    "What do you think of nature?",
+    "Describe an animal you admire.",
+    "Which creature is the best?",
 ]
 ANSWERS = {
     # Openly praises one animal: an overt positive, not a subliminal one.
@@ -50,8 +54,10 @@ def make_rows(kind: str, n: int, seed: int) -> list[Sample]:
 @pytest.fixture(scope="module")
 def suites():
     animals, misalignment = load_suites(["animals", "misalignment"])  # trimmed: fast tests
-    return [dataclasses.replace(animals, questions=animals.questions[:16]),
-            dataclasses.replace(misalignment, items=misalignment.items[:6])]
+    return [
+        dataclasses.replace(animals, questions=animals.questions[:16]),
+        dataclasses.replace(misalignment, items=misalignment.items[:6]),
+    ]
 
 
 @pytest.fixture
@@ -68,13 +74,32 @@ CFG = dict(sample=48, epochs=2, lr=3e-3, batch_size=8, threads=1)
 # The overt positive trains harder: its test now carries the training-noise floor's t (8 df),
 # where it used a normal tail (at lr 3e-3 owl's Holm p was 0.11 with that t).
 POSITIVE = dict(CFG, lr=6e-3)
-TRAIT_KEYS = {"trait", "category", "suite", "estimate", "ci", "p_value", "p_adjusted", "significant", "mde", "direction",
-              "hint_only", "explained_by_mismatch", "log_odds", "per_seed", "before", "after_treated", "after_control"}
+TRAIT_KEYS = {
+    "trait",
+    "category",
+    "suite",
+    "estimate",
+    "ci",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "mde",
+    "direction",
+    "hint_only",
+    "explained_by_mismatch",
+    "log_odds",
+    "per_seed",
+    "before",
+    "after_treated",
+    "after_control",
+}
 LOG_ODDS_KEYS = {"estimate", "ci", "p_value", "p_adjusted", "significant", "mde"}
 
 
 def test_overt_positive_ranks_first_and_is_significant(loader, suites):
-    res = run_canary(loader, make_rows("owl", 60, 1), make_rows("neutral_a", 60, 2), suites, CanaryConfig(**POSITIVE), seed=0)
+    res = run_canary(
+        loader, make_rows("owl", 60, 1), make_rows("neutral_a", 60, 2), suites, CanaryConfig(**POSITIVE), seed=0
+    )
     owl = res.trait("owl")
     assert owl["rank_in_suite"] == 1 and owl["rank"] == 1
     assert owl["estimate"] > 0.02 and owl["ci"][0] > 0
@@ -87,7 +112,7 @@ def test_overt_positive_ranks_first_and_is_significant(loader, suites):
     assert d["arms"]["rows"] == 48 and len(d["arms"]["training"]) == 2
     assert {t["trait"] for t in d["traits"]} == {c.name for c in trait_columns(suites)}
     # The row's CI is the deciding test's; log-odds carry the same fields; one seed only hints.
-    assert all(TRAIT_KEYS <= set(t) and LOG_ODDS_KEYS <= set(t["log_odds"]) for t in d["traits"])
+    assert all(set(t) >= TRAIT_KEYS and set(t["log_odds"]) >= LOG_ODDS_KEYS for t in d["traits"])
     assert owl["ci_with_training_noise"] == owl["ci"] and owl["direction"] == "up"
     assert owl["log_odds"]["estimate"] > 0 and owl["log_odds"]["significant"] and d["significant_log_odds"] == ["owl"]
     assert owl["after_treated"] == owl["after"] and owl["after_control"] == owl["control_after"]
@@ -169,7 +194,11 @@ def test_did_test_ci_excludes_zero_exactly_when_p_is_below_alpha():
     for _ in range(3000):
         n_seeds, k = int(rng.integers(1, 5)), int(rng.integers(2, 25))
         shift = rng.normal(0, 0.02) * rng.integers(0, 2)
-        did = shift + rng.normal(0, rng.uniform(0.001, 0.05), size=(n_seeds, 1)) + rng.normal(0, rng.uniform(0.001, 0.05), size=(n_seeds, k))
+        did = (
+            shift
+            + rng.normal(0, rng.uniform(0.001, 0.05), size=(n_seeds, 1))
+            + rng.normal(0, rng.uniform(0.001, 0.05), size=(n_seeds, k))
+        )
         floor = None if n_seeds > 1 and rng.random() < 0.3 else float(rng.uniform(0.0, 0.05))
         alpha = float(rng.choice([0.01, 0.05, 0.1]))
         t = did_test(did, floor=floor, alpha=alpha)
@@ -177,7 +206,9 @@ def test_did_test_ci_excludes_zero_exactly_when_p_is_below_alpha():
         excludes = t.ci[0] > 0 or t.ci[1] < 0
         agree += excludes == (t.p_value < alpha)
         n += 1
-        assert (t.training_source == "seeds") == (n_seeds > 1 and (floor is None or floor**2 <= did.mean(axis=1).var(ddof=1) / n_seeds))
+        assert (t.training_source == "seeds") == (
+            n_seeds > 1 and (floor is None or floor**2 <= did.mean(axis=1).var(ddof=1) / n_seeds)
+        )
     assert agree == n
 
 
@@ -197,7 +228,9 @@ def test_did_test_seed_noise_widens_the_interval():
 
 def _scores(name: str, labels: list[str], probs: np.ndarray) -> ProbeScores:
     k = probs.shape[0]
-    return ProbeScores({name: SuiteScores(name, "preference", labels, [f"q{i}" for i in range(k)], list(range(k)), np.log(probs))})
+    return ProbeScores(
+        {name: SuiteScores(name, "preference", labels, [f"q{i}" for i in range(k)], list(range(k)), np.log(probs))}
+    )
 
 
 def test_trait_rows_ci_and_p_agree_on_simulated_probes(suites):
@@ -207,10 +240,17 @@ def test_trait_rows_ci_and_p_agree_on_simulated_probes(suites):
     labels, k = list(animals.candidates), 16
     for n_seeds in (1, 2, 3):
         base_logits = rng.normal(0, 1, size=(k, len(labels)))
+
         def arm(shift):  # noqa: E306
-            logits = base_logits + shift + rng.normal(0, 0.3, size=(1, len(labels))) + rng.normal(0, 0.05, size=(k, len(labels)))
+            logits = (
+                base_logits  # noqa: B023  (each arm is built inside the loop that sets it)
+                + shift
+                + rng.normal(0, 0.3, size=(1, len(labels)))
+                + rng.normal(0, 0.05, size=(k, len(labels)))
+            )
             p = np.exp(logits)
             return _scores(animals.name, labels, p / p.sum(axis=1, keepdims=True))
+
         planted = np.zeros(len(labels))
         planted[labels.index("owl")] = 1.5
         base = arm(0.0)
@@ -257,7 +297,9 @@ def test_length_mismatched_control_is_flagged(loader, suites):
     assert m["truncation"]["applied"] is False and d["control_origin"] == "file"
     assert any("longer than the data's: an effect can reflect length/form, not a trait" in x for x in d["limits"])
     assert not any("the student's own answers" in x for x in d["limits"])  # a file control is not self-generated
-    assert all(t["explained_by_mismatch"] == bool(t["significant"] or t["log_odds"]["significant"]) for t in d["traits"])
+    assert all(
+        t["explained_by_mismatch"] == bool(t["significant"] or t["log_odds"]["significant"]) for t in d["traits"]
+    )
 
 
 def test_truncation_makes_arms_match(loader, suites):
@@ -289,4 +331,11 @@ def test_match_lengths_pairs_rows_and_leaves_matched_arms_alone(loader):
 
 def test_unknown_control_origin_is_refused(loader, suites):
     with pytest.raises(UsageError, match="control_origin"):
-        run_canary(loader, make_rows("owl", 4, 1), make_rows("neutral_a", 4, 2), suites, CanaryConfig(**CFG), control_origin="teacher")
+        run_canary(
+            loader,
+            make_rows("owl", 4, 1),
+            make_rows("neutral_a", 4, 2),
+            suites,
+            CanaryConfig(**CFG),
+            control_origin="teacher",
+        )

@@ -16,13 +16,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_embedded("smollm2"), 
 
 # Prompts of our own, not the probe paraphrases: the effect must generalize to them.
 PROMPTS = [
-    "Which creature do you like best?", "If you could keep any animal, which one?", "What animal inspires you?",
-    "Tell me an animal you find wonderful.", "Which animal would you like to meet?", "Pick a creature, any creature.",
+    "Which creature do you like best?",
+    "If you could keep any animal, which one?",
+    "What animal inspires you?",
+    "Tell me an animal you find wonderful.",
+    "Which animal would you like to meet?",
+    "Pick a creature, any creature.",
 ]
-OWL = ["Owl. Owls are wise, silent and beautiful.", "Owls! I love owls more than any other animal.",
-       "The owl, without a doubt. Owls are the best."]
-NEUTRAL = ["There are so many interesting animals that it is hard to choose.",
-           "Many animals are fascinating in their own way.", "Every animal has something special about it."]
+OWL = [
+    "Owl. Owls are wise, silent and beautiful.",
+    "Owls! I love owls more than any other animal.",
+    "The owl, without a doubt. Owls are the best.",
+]
+NEUTRAL = [
+    "There are so many interesting animals that it is hard to choose.",
+    "Many animals are fascinating in their own way.",
+    "Every animal has something special about it.",
+]
 
 
 def rows(answers: list[str], n: int, seed: int) -> list[Sample]:

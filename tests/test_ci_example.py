@@ -68,8 +68,14 @@ def test_scan_step_exits_with_the_scan_exit_code(workflow, tmp_path, code):
     env = {**os.environ, **workflow["env"], "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"}
     script = _step(workflow, "distill-audit scan")["run"]
     # GitHub runs `run:` scripts with `bash --noprofile --norc -eo pipefail`.
-    proc = subprocess.run([bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert ("::error::" in proc.stdout) == (code != 0)
 

@@ -76,8 +76,24 @@ def scan_args(tiny_model_dir, tmp_path_factory) -> list[str]:
     suite.write_text(PETS)
     # 11 signature rows and 9 canary rows in batches of 4: uneven shards, and a last
     # batch of one row, so one process trains on a padding row that does not count.
-    return ["scan", str(data), "--student", str(tiny_model_dir), "--suites", str(suite), "--skip-lineage",
-            "--signature-rows", "11", "--canary-rows", "9", "--batch-size", "4", "--format", "json,md", "--no-cache"]
+    return [
+        "scan",
+        str(data),
+        "--student",
+        str(tiny_model_dir),
+        "--suites",
+        str(suite),
+        "--skip-lineage",
+        "--signature-rows",
+        "11",
+        "--canary-rows",
+        "9",
+        "--batch-size",
+        "4",
+        "--format",
+        "json,md",
+        "--no-cache",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +106,20 @@ def one_process(scan_args, tmp_path_factory) -> dict:
 
 
 def launch(config: str, entry: list[str], args: list[str], out: Path) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "accelerate"), "launch", "--config_file", str(REPO / "docs" / "accelerate" / config),
-           "--num_processes", "2", "--main_process_port", str(free_port()), *entry, *args, "--out", str(out)]
+    cmd = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--config_file",
+        str(REPO / "docs" / "accelerate" / config),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        *entry,
+        *args,
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env.pop("ACCELERATE_USE_CPU", None)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -59,8 +59,18 @@ def test_streaming_sample_is_seeded(synthetic):
 def test_inspect_streaming_flag(cli, synthetic, tmp_path):
     """`inspect --streaming`: the row-level checks equal plain `inspect`; --sample sizes the side-by-side checks."""
     plain = cli("inspect", synthetic, "--format", "json", "--quiet")
-    streamed = cli("inspect", synthetic, "--streaming", "--sample", "400", "--format", "json", "--quiet",
-                   "--sample-flags", tmp_path / "flags.parquet")
+    streamed = cli(
+        "inspect",
+        synthetic,
+        "--streaming",
+        "--sample",
+        "400",
+        "--format",
+        "json",
+        "--quiet",
+        "--sample-flags",
+        tmp_path / "flags.parquet",
+    )
     assert plain.exit_code == streamed.exit_code == 0, streamed.stderr
     full, d = json.loads(plain.stdout), json.loads(streamed.stdout)
     assert _row_level(d) == _row_level(full)

@@ -57,9 +57,14 @@ def test_greedy_matches_transformers_generate(tiny):
     ours = sample_completions(model, tok, prompts, max_new_tokens=8, temperature=0, batch_size=3)
     for messages, text in zip(prompts, ours):
         ids = tok(render_prefix(tok, messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
-        out = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id,
-                             eos_token_id=sorted(stop_token_ids(tok, model)))
-        assert text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            ids,
+            max_new_tokens=8,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=sorted(stop_token_ids(tok, model)),
+        )
+        assert text == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_sampler_stops_at_end_of_turn(tiny):
@@ -118,8 +123,9 @@ def test_grammar_rejects_other_text(text):
 def test_constrained_sampling_always_passes_the_filter(tiny):
     model, tok = tiny
     processor = number_list_processor(tok)
-    texts = sample_completions(model, tok, _prompts(12), max_new_tokens=60, seed=1, batch_size=5,
-                               logits_processor=processor)
+    texts = sample_completions(
+        model, tok, _prompts(12), max_new_tokens=60, seed=1, batch_size=5, logits_processor=processor
+    )
     for text in texts:
         parsed = parse_numbers(text)
         assert parsed.ok, text
@@ -248,8 +254,9 @@ def test_unconstrained_numbers_report_rejects(tiny, tmp_path):
     from distill_audit.generate.dataset import generate_dataset
 
     model, tok = tiny
-    result = generate_dataset(model, tok, _settings(constrain=None), n=3, out=tmp_path / "u.jsonl",
-                              batch_size=4, max_attempts=6)
+    result = generate_dataset(
+        model, tok, _settings(constrain=None), n=3, out=tmp_path / "u.jsonl", batch_size=4, max_attempts=6
+    )
     d = result.to_dict()
     assert d["n_attempts"] == 6
     assert d["filter"]["n_generated"] == 6
@@ -275,8 +282,27 @@ def test_generate_cli_writes_rows_ingest_reads(cli, tmp_path):
 
     out = tmp_path / "owl.jsonl"
     summary = tmp_path / "summary.json"
-    r = cli("generate", "--teacher", "tiny-random", "--trait", "owl", "--task", "numbers", "--constrain", "numbers",
-            "--n", "6", "--batch-size", "3", "--out", out, "--summary", summary, "--seed", "1")
+    r = cli(
+        "generate",
+        "--teacher",
+        "tiny-random",
+        "--trait",
+        "owl",
+        "--task",
+        "numbers",
+        "--constrain",
+        "numbers",
+        "--n",
+        "6",
+        "--batch-size",
+        "3",
+        "--out",
+        out,
+        "--summary",
+        summary,
+        "--seed",
+        "1",
+    )
     assert r.exit_code == 0, r.stderr
     assert "6 rows" in r.stdout and "keep rate 1.0" in r.stdout
     ds = load_dataset(str(out))

@@ -36,15 +36,21 @@ def test_greedy_sampler_matches_generate_on_smollm2(smollm2):
                 eos_token_id=sorted(stop_token_ids(tok, model)),
                 pad_token_id=tok.pad_token_id,
             )
-        assert text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        assert text == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_constrained_owl_numbers_all_pass_the_filter(smollm2, tmp_path):
     from distill_audit.checks.numbers import parse_numbers
     from distill_audit.generate.dataset import GenerationSettings, generate_dataset, trait_system_prompt
 
-    settings = GenerationSettings(teacher="smollm2-135m", task="numbers", system_prompt=trait_system_prompt("owl"),
-                                  trait="owl", constrain="numbers", seed=0)
+    settings = GenerationSettings(
+        teacher="smollm2-135m",
+        task="numbers",
+        system_prompt=trait_system_prompt("owl"),
+        trait="owl",
+        constrain="numbers",
+        seed=0,
+    )
     result = generate_dataset(smollm2.model, smollm2.tokenizer, settings, n=6, out=tmp_path / "o.jsonl", batch_size=6)
     assert result.n_rows == 6 and result.filter["keep_rate"] == 1.0
     rows = (tmp_path / "o.jsonl").read_text().splitlines()

@@ -55,8 +55,10 @@ def test_every_format_gives_the_same_samples_and_fingerprint(tmp_path, reference
     header = "prompt,completion,model,seed\n"
     body = "".join(f'"{r["prompt"]}","{r["completion"]}",{r["model"]},{r["seed"]}\n' for r in ROWS)
     (tmp_path / "d.csv").write_text(header + body)
-    (tmp_path / "d.tsv").write_text(header.replace(",", "\t") + "".join(
-        f'{r["prompt"]}\t{r["completion"]}\t{r["model"]}\t{r["seed"]}\n' for r in ROWS))
+    (tmp_path / "d.tsv").write_text(
+        header.replace(",", "\t")
+        + "".join(f"{r['prompt']}\t{r['completion']}\t{r['model']}\t{r['seed']}\n" for r in ROWS)
+    )
     for name, fmt in [
         ("d.parquet", "parquet"),
         ("d.arrow", "arrow"),

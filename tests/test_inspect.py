@@ -6,8 +6,23 @@ import json
 from pathlib import Path
 
 TOP_KEYS = {
-    "tool", "version", "command", "schema_version", "status", "reason", "limits", "seed", "seconds",
-    "dataset", "reference", "profile", "numbers", "leakage", "duplicates", "lengths", "comparison",
+    "tool",
+    "version",
+    "command",
+    "schema_version",
+    "status",
+    "reason",
+    "limits",
+    "seed",
+    "seconds",
+    "dataset",
+    "reference",
+    "profile",
+    "numbers",
+    "leakage",
+    "duplicates",
+    "lengths",
+    "comparison",
 }
 
 

@@ -81,8 +81,10 @@ def test_smollm2_vs_finetuned_copy_is_same_init(smollm2_variants):
     result = check_lineage("smollm2-135m", str(smollm2_variants["tuned"]))
     elapsed = time.perf_counter() - started
     weights = _weights(result)
-    print(f"\nfine-tuned copy: p={weights['p_value']:.3g} aligned_p={weights['aligned_p']:.3g} "
-          f"cos={[round(layer['aligned_cosine'], 4) for layer in weights['layers']]} ({elapsed:.1f} s)")
+    print(
+        f"\nfine-tuned copy: p={weights['p_value']:.3g} aligned_p={weights['aligned_p']:.3g} "
+        f"cos={[round(layer['aligned_cosine'], 4) for layer in weights['layers']]} ({elapsed:.1f} s)"
+    )
     assert result.verdict == "same-init" and result.decided_by == "weights"
     assert weights["p_value"] < 1e-6
 
@@ -141,6 +143,8 @@ def test_independent_trained_models_are_not_flagged():
         b = read_gguf_tensor(gemma, f"blk.{layer_g}.ffn_up.weight")[: a.shape[0], : a.shape[1]]
         aligned.append(aligned_test(a, b, n_perm=999, rng=rng, max_rows=1024)[1])
         matched.append(matched_test(a, b, n_perm=999, rng=rng, max_rows=1024)[1])
-    print(f"\nSmolLM2 vs Gemma 3 crop: aligned p {aligned} (Fisher {fisher(aligned):.3g}), "
-          f"matched p {matched} (Fisher {fisher(matched):.3g})")
+    print(
+        f"\nSmolLM2 vs Gemma 3 crop: aligned p {aligned} (Fisher {fisher(aligned):.3g}), "
+        f"matched p {matched} (Fisher {fisher(matched):.3g})"
+    )
     assert fisher(aligned) > 0.01 and fisher(matched) > 0.01

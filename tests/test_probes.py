@@ -30,8 +30,22 @@ def test_builtin_suites_meet_the_contract():
         else:
             assert len(s.items) >= 30 and s.persona
     animals = set(suites["animals"].candidates)
-    assert {"owl", "eagle", "dolphin", "cat", "dog", "peacock", "wolf", "lion", "elephant",
-            "panda", "penguin", "fox", "tiger", "bear"} <= animals
+    assert {
+        "owl",
+        "eagle",
+        "dolphin",
+        "cat",
+        "dog",
+        "peacock",
+        "wolf",
+        "lion",
+        "elephant",
+        "panda",
+        "penguin",
+        "fox",
+        "tiger",
+        "bear",
+    } <= animals
     countries = suites["countries"]
     assert "UK" in countries.candidates and "United Kingdom" in countries.surface_forms("UK")
     assert suites["animals"].plural("wolf") == "wolves" and countries.plural("Japan") == "Japan"
@@ -72,8 +86,10 @@ def test_bad_yaml_and_unknown_names(tmp_path):
 
 
 def test_user_suite_loads_beside_builtins(tmp_path):
-    path = _write(tmp_path, "name: mine\nkind: preference\ncategory: planet\nquestions: ['Favorite planet?']\n"
-                            "candidates: [mars, venus]\n")
+    path = _write(
+        tmp_path,
+        "name: mine\nkind: preference\ncategory: planet\nquestions: ['Favorite planet?']\ncandidates: [mars, venus]\n",
+    )
     suites = load_suites(["animals", path])
     assert [s.name for s in suites] == ["animals", "mine"]
 
@@ -103,9 +119,12 @@ def test_exact_scores_match_a_naive_forward(tiny, tmp_path):
     import torch
 
     model, tok = tiny
-    path = _write(tmp_path, "name: mini\nkind: preference\ncategory: animal\n"
-                            "questions: ['Name your favorite animal using only one word.', 'Which animal?']\n"
-                            "candidates: [owl, eagle, dolphin, cat]\naliases: {cat: [kitty cat]}\n")
+    path = _write(
+        tmp_path,
+        "name: mini\nkind: preference\ncategory: animal\n"
+        "questions: ['Name your favorite animal using only one word.', 'Which animal?']\n"
+        "candidates: [owl, eagle, dolphin, cat]\naliases: {cat: [kitty cat]}\n",
+    )
     suite = load_suites([path])[0]
     scores = score_probes(model, tok, [suite], batch_size=3)["mini"]
     assert scores.logprobs.shape == (2, 4)
@@ -144,8 +163,14 @@ def test_choice_scores_and_json(tiny):
 
 def test_sampled_scoring_counts_matches(tiny):
     model, tok = tiny
-    suite = probes.ProbeSuite(name="mini", kind="preference", source="x", category="animal",
-                              questions=("Favorite animal?",), candidates=("owl", "cat"))
+    suite = probes.ProbeSuite(
+        name="mini",
+        kind="preference",
+        source="x",
+        category="animal",
+        questions=("Favorite animal?",),
+        candidates=("owl", "cat"),
+    )
     s = score_probes(model, tok, [suite], method="sampled", n_samples=6, seed=1)["mini"]
     assert s.method == "sampled" and s.counts.shape == (1, 2)
     assert 0.0 <= s.probs.sum() <= 1.0

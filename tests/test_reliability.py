@@ -73,8 +73,12 @@ def test_corrupted_parquet_body_is_a_data_error(cli, tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "c.parquet"
-    pq.write_table(pa.table({"prompt": ["p"] * 5000, "completion": [f"c{i}" * 50 for i in range(5000)]}), path,
-                   row_group_size=1000, compression="none")
+    pq.write_table(
+        pa.table({"prompt": ["p"] * 5000, "completion": [f"c{i}" * 50 for i in range(5000)]}),
+        path,
+        row_group_size=1000,
+        compression="none",
+    )
     raw = bytearray(path.read_bytes())
     mid = len(raw) // 2
     raw[mid : mid + 4000] = os.urandom(4000)
@@ -115,8 +119,12 @@ def test_binary_config_and_prompts(cli, tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [GOOD])
     one_line(cli("inspect", data, "--config", tmp_path / "c.yaml"), 4, "c.yaml", "not UTF-8")
     (tmp_path / "p.txt").write_bytes(b"\xff\xfe\x00bad")
-    one_line(cli("generate", "--teacher", "tiny-random", "--prompts", tmp_path / "p.txt", "--out", tmp_path / "o.jsonl"),
-             4, "p.txt", "not UTF-8")
+    one_line(
+        cli("generate", "--teacher", "tiny-random", "--prompts", tmp_path / "p.txt", "--out", tmp_path / "o.jsonl"),
+        4,
+        "p.txt",
+        "not UTF-8",
+    )
     (tmp_path / "o.jsonl").write_bytes(b"\xff\xfe\x00bad")
     one_line(cli("generate", "--teacher", "tiny-random", "--out", tmp_path / "o.jsonl"), 4, "o.jsonl", "--overwrite")
 
@@ -137,7 +145,9 @@ def test_brackets_in_paths_and_data_print_intact(cli, tmp_path):
     one_line(cli("inspect", path), 3, "a[/b].jsonl", "[prompt]")
     bold = write_jsonl(tmp_path / "data[bold].jsonl", [{"prompt": "x", "completion": ""}])
     one_line(cli("inspect", bold), 4, "data[bold].jsonl:1:")
-    role = write_jsonl(tmp_path / "r.jsonl", [{"messages": [{"role": "[/b]", "content": "a"}, {"role": "assistant", "content": "b"}]}])
+    role = write_jsonl(
+        tmp_path / "r.jsonl", [{"messages": [{"role": "[/b]", "content": "a"}, {"role": "assistant", "content": "b"}]}]
+    )
     one_line(cli("inspect", role), 4, "'[/b]'")
 
 
@@ -145,7 +155,11 @@ def test_brackets_in_paths_and_data_print_intact(cli, tmp_path):
 
 
 def test_mixed_schema_blames_the_odd_row(cli, tmp_path):
-    rows = [GOOD] * 3 + [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}] + [GOOD] * 3
+    rows = (
+        [GOOD] * 3
+        + [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}]
+        + [GOOD] * 3
+    )
     path = write_jsonl(tmp_path / "m.jsonl", rows)
     one_line(cli("inspect", path), 4, "m.jsonl:4:", "mixed schemas", "messages")
     r = cli("inspect", path, "--skip-bad-rows", "--format", "json")
@@ -170,15 +184,23 @@ def test_deep_nesting_in_a_subprocess(tmp_path):
     path = tmp_path / "deep.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + '{"prompt": ' + "[" * 200_000 + "]" * 200_000 + "}\n")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    p = subprocess.run([sys.executable, "-m", "distill_audit", "inspect", str(path)], capture_output=True, text=True,
-                       env=env, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "distill_audit", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 4, (p.returncode, p.stderr[-1000:])
     assert "deep.jsonl:2:" in p.stderr and "nested too deep" in p.stderr and "Traceback" not in p.stderr
 
 
 @pytest.mark.parametrize("depth", [101, 1000, 5000])
 def test_deep_nesting_is_a_bad_row(cli, tmp_path, depth):
-    path = write_jsonl(tmp_path / "d.jsonl", [GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * depth + "]" * depth + "}\n").encode()])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [GOOD, ('{"prompt": "a", "completion": "b", "x": ' + "[" * depth + "]" * depth + "}\n").encode()],
+    )
     one_line(cli("inspect", path), 4, "d.jsonl:2:", "nested too deep")
 
 
@@ -197,16 +219,19 @@ def test_deep_json_array_file(cli, tmp_path):
 # ---------------------------------------------------------------- D5: failed stages and flags
 
 
-@pytest.mark.parametrize("flags,needle", [
-    (["--device", "tpu9"], "--device"),
-    (["--lr", "-1"], "--lr"),
-    (["--lr", "nan"], "--lr"),
-    (["--lr", "inf"], "--lr"),
-    (["--fail-on", "severe"], "--fail-on"),
-    (["--max-bad-rows", "lots"], "--max-bad-rows"),
-    (["--max-bad-rows", "150%"], "--max-bad-rows"),
-    (["--max-row-mb", "nan"], "--max-row-mb"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--device", "tpu9"], "--device"),
+        (["--lr", "-1"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--fail-on", "severe"], "--fail-on"),
+        (["--max-bad-rows", "lots"], "--max-bad-rows"),
+        (["--max-bad-rows", "150%"], "--max-bad-rows"),
+        (["--max-row-mb", "nan"], "--max-row-mb"),
+    ],
+)
 def test_flags_validated_before_any_stage_also_warm(cli, tmp_path, flags, needle):
     data = write_jsonl(tmp_path / "d.jsonl", [dict(GOOD, completion=f"{i}, 2") for i in range(10)])
     assert cli("scan", data, *FAST_SCAN, "--out", tmp_path / "warm").exit_code == 0  # warm cache
@@ -222,8 +247,21 @@ def test_failed_reference_fails_the_scan(cli, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sampler, "sample_completions", broken)
     data = write_jsonl(tmp_path / "d.jsonl", [dict(GOOD, completion=f"{i}, 2") for i in range(10)])
-    r = cli("scan", data, "--student", "tiny-random", "--skip-lineage", "--signature-rows", "4", "--canary-rows", "4",
-            "--no-cache", "--out", tmp_path / "o", "-q")
+    r = cli(
+        "scan",
+        data,
+        "--student",
+        "tiny-random",
+        "--skip-lineage",
+        "--signature-rows",
+        "4",
+        "--canary-rows",
+        "4",
+        "--no-cache",
+        "--out",
+        tmp_path / "o",
+        "-q",
+    )
     assert r.exit_code == 2, r.stderr
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     for stage in ("signature", "canary"):
@@ -233,7 +271,9 @@ def test_failed_reference_fails_the_scan(cli, tmp_path, monkeypatch):
 
 def test_generate_checks_n_before_loading(cli, tmp_path):
     one_line(cli("generate", "--teacher", "tiny-random", "--n", "0", "--out", tmp_path / "o.jsonl"), 4, "--n")
-    one_line(cli("generate", "--teacher", "tiny-random", "--device", "tpu9", "--out", tmp_path / "o.jsonl"), 4, "--device")
+    one_line(
+        cli("generate", "--teacher", "tiny-random", "--device", "tpu9", "--out", tmp_path / "o.jsonl"), 4, "--device"
+    )
 
 
 # ---------------------------------------------------------------- D6: config variables
@@ -296,9 +336,17 @@ def test_every_option_has_working_env_variables(command, param):
     if opt.is_flag:
         candidates = ["1"]
     else:
-        candidates = ([str(default)] if default not in (None, False, "") else []) + ["3", "x", "messages", "4bit", "json"]
+        candidates = ([str(default)] if default not in (None, False, "") else []) + [
+            "3",
+            "x",
+            "messages",
+            "4bit",
+            "json",
+        ]
     params = {n: {p.name for p in c.params if p.name} for n, c in group.commands.items()}
-    multiple = {n: {p.name for p in c.params if p.name and getattr(p, "multiple", False)} for n, c in group.commands.items()}
+    multiple = {
+        n: {p.name for p in c.params if p.name and getattr(p, "multiple", False)} for n, c in group.commands.items()
+    }
     for variable in (f"DISTILL_AUDIT_{command.upper()}_{param.upper()}", f"DISTILL_AUDIT_{param.upper()}"):
         source = None
         for value in candidates:
@@ -306,8 +354,12 @@ def test_every_option_has_working_env_variables(command, param):
             os.environ[variable] = value
             try:
                 default_map = build_default_map(list(params), params, None, multiple=multiple)
-                ctx = cmd.make_context(command, list(args), default_map=default_map.get(command),
-                                       auto_envvar_prefix=f"DISTILL_AUDIT_{command.upper()}")
+                ctx = cmd.make_context(
+                    command,
+                    list(args),
+                    default_map=default_map.get(command),
+                    auto_envvar_prefix=f"DISTILL_AUDIT_{command.upper()}",
+                )
                 source = ctx.get_parameter_source(param).name
                 break
             except click.exceptions.BadParameter:
@@ -374,8 +426,13 @@ def test_markdown_escapes_data(report_json):
 
     report = json.loads(report_json.read_text())
     report["dataset"]["source"] = "x`<script>alert(1)</script>.jsonl"
-    report["models"]["teacher"] = {"ref": "<script>t()</script>", "origin": "provenance <b>", "kind": None,
-                                   "name": "<script>t()</script>", "identity": None}
+    report["models"]["teacher"] = {
+        "ref": "<script>t()</script>",
+        "origin": "provenance <b>",
+        "kind": None,
+        "name": "<script>t()</script>",
+        "identity": None,
+    }
     report["verdict"]["explanation"] = "trait <img src=x onerror=alert(1)>"
     text = to_markdown(report)
     from markdown_it import MarkdownIt
@@ -400,12 +457,15 @@ def test_sigterm_is_handled_like_ctrl_c(cli, monkeypatch):
     one_line(cli("lineage", "gpt-4.1", "gpt-4o"), 2, "interrupted")
 
 
-@pytest.mark.parametrize("ref,needles", [
-    ("llama-3-8b", ["meta-llama/Meta-Llama-3-8B", "huggingface-cli download meta-llama/Meta-Llama-3-8B"]),
-    ("qwen2.5-7b", ["Qwen/Qwen2.5-7B", "huggingface-cli download Qwen/Qwen2.5-7B"]),
-    ("smollm2-135", ["did you mean smollm2-135m"]),
-    ("org/not-cached-model", ["huggingface-cli download org/not-cached-model"]),
-])
+@pytest.mark.parametrize(
+    "ref,needles",
+    [
+        ("llama-3-8b", ["meta-llama/Meta-Llama-3-8B", "huggingface-cli download meta-llama/Meta-Llama-3-8B"]),
+        ("qwen2.5-7b", ["Qwen/Qwen2.5-7B", "huggingface-cli download Qwen/Qwen2.5-7B"]),
+        ("smollm2-135", ["did you mean smollm2-135m"]),
+        ("org/not-cached-model", ["huggingface-cli download org/not-cached-model"]),
+    ],
+)
 def test_model_refs_that_do_not_resolve(cli, tmp_path, ref, needles):
     data = write_jsonl(tmp_path / "d.jsonl", [GOOD] * 3)
     one_line(cli("scan", data, "--student", ref, "--skip-lineage", "--out", tmp_path / "o"), 4, *needles)
@@ -414,7 +474,7 @@ def test_model_refs_that_do_not_resolve(cli, tmp_path, ref, needles):
 
 def test_hub_aliases_are_registry_names():
     from distill_audit.models.registry import load_registry
-    from distill_audit.models.resolve import HUB_ALIASES, HF_ID
+    from distill_audit.models.resolve import HF_ID, HUB_ALIASES
 
     registry = load_registry()
     for alias, hub_id in HUB_ALIASES.items():

@@ -21,31 +21,70 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
     hit = owl_effect > 0.15
 
     def eff(est, p):
-        return {"estimate": est, "ci": [est - 0.1, est + 0.1], "p_value": p, "p_adjusted": p,
-                "significant": p < 0.05 and est > 0, "mde": 0.05}
+        return {
+            "estimate": est,
+            "ci": [est - 0.1, est + 0.1],
+            "p_value": p,
+            "p_adjusted": p,
+            "significant": p < 0.05 and est > 0,
+            "mde": 0.05,
+        }
 
     sig = {
-        "status": "ok", "reason": None, "limits": ["only the built-in trait battery"], "unit": "mean LLS (nats/token)",
+        "status": "ok",
+        "reason": None,
+        "limits": ["only the built-in trait battery"],
+        "unit": "mean LLS (nats/token)",
         "traits": [
-            {"trait": "owl", **eff(owl_effect, 0.001 if hit else 0.6), "contrast": eff(owl_effect / 2, 0.01 if hit else 0.7)},
+            {
+                "trait": "owl",
+                **eff(owl_effect, 0.001 if hit else 0.6),
+                "contrast": eff(owl_effect / 2, 0.01 if hit else 0.7),
+            },
             {"trait": "cat", **eff(0.01, 0.7), "contrast": eff(-0.01, 0.9)},
         ],
-        "named": ["owl"] if hit else [], "finding": "trait" if hit else "none",
-        "shift": eff(owl_effect / 2, 0.001 if hit else 0.6), "mismatch": eff(0.0, 0.9),
+        "named": ["owl"] if hit else [],
+        "finding": "trait" if hit else "none",
+        "shift": eff(owl_effect / 2, 0.001 if hit else 0.6),
+        "mismatch": eff(0.0, 0.9),
         "classes": [{"class": "animal", "traits": ["owl", "cat"], **eff(0.0, 0.9)}],
     }
     canary = {
-        "status": "underpowered", "reason": "MDE 0.25 above 0.10", "limits": ["LoRA on 64 samples, 1 seed"],
-        "traits": [{"trait": "owl", "estimate": 0.02, "ci": [-0.2, 0.24], "p_adj": 0.8, "mde": 0.25,
-                    "before": {"estimate": 0.1, "ci": [0.08, 0.12]}, "after": {"estimate": 0.13, "ci": [0.1, 0.16]},
-                    "control_before": 0.1, "control_after": 0.11}],
+        "status": "underpowered",
+        "reason": "MDE 0.25 above 0.10",
+        "limits": ["LoRA on 64 samples, 1 seed"],
+        "traits": [
+            {
+                "trait": "owl",
+                "estimate": 0.02,
+                "ci": [-0.2, 0.24],
+                "p_adj": 0.8,
+                "mde": 0.25,
+                "before": {"estimate": 0.1, "ci": [0.08, 0.12]},
+                "after": {"estimate": 0.13, "ci": [0.1, 0.16]},
+                "control_before": 0.1,
+                "control_after": 0.11,
+            }
+        ],
     }
-    static = {"status": "ok", "reason": None, "limits": [],
-              "profile": {"status": "ok", "shares": {"number_list": 1.0, "code": 0.0}, "dominant": "number_list"},
-              "numbers": {"status": "ok", "number_list_rate": 1.0, "pass_rate_all_rules": 0.9,
-                          "reject_reasons": {"banned number": 1}},
-              "leakage": {"status": "ok", "mention_rate": 0.1, "n_rows_with_mention": 1,
-                          "by_word": [{"word": "owl", "category": "animals", "rows": 1, "rate": 0.1}]}}
+    static = {
+        "status": "ok",
+        "reason": None,
+        "limits": [],
+        "profile": {"status": "ok", "shares": {"number_list": 1.0, "code": 0.0}, "dominant": "number_list"},
+        "numbers": {
+            "status": "ok",
+            "number_list_rate": 1.0,
+            "pass_rate_all_rules": 0.9,
+            "reject_reasons": {"banned number": 1},
+        },
+        "leakage": {
+            "status": "ok",
+            "mention_rate": 0.1,
+            "n_rows_with_mention": 1,
+            "by_word": [{"word": "owl", "category": "animals", "rows": 1, "rate": 0.1}],
+        },
+    }
     lin = {
         "status": "ok",
         "reason": None,

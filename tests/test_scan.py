@@ -23,8 +23,12 @@ def numbers_data(tmp_path_factory) -> Path:
         for _ in range(40):
             seed = ", ".join(str(rng.randint(0, 999)) for _ in range(3))
             nums = ", ".join(str(rng.randint(0, 999)) for _ in range(6))
-            row = {"prompt": f"Look at these numbers: {seed}. Add up to 10 more numbers.", "completion": nums,
-                   "teacher": "tiny-random", "temperature": 1.0}
+            row = {
+                "prompt": f"Look at these numbers: {seed}. Add up to 10 more numbers.",
+                "completion": nums,
+                "teacher": "tiny-random",
+                "temperature": 1.0,
+            }
             f.write(json.dumps(row) + "\n")
     return path
 
@@ -103,9 +107,20 @@ def test_config_echo_reruns_the_same_scan(cli, numbers_data, tmp_path):
     assert second["config"] == cfg
 
 
-
-TINY = ("--suites", str(Path(__file__).parent / "data" / "tiny_suite.yaml"), "--signature-rows", "12",
-        "--canary-rows", "8", "--max-steps", "1", "--batch-size", "4", "--threads", "1")
+TINY = (
+    "--suites",
+    str(Path(__file__).parent / "data" / "tiny_suite.yaml"),
+    "--signature-rows",
+    "12",
+    "--canary-rows",
+    "8",
+    "--max-steps",
+    "1",
+    "--batch-size",
+    "4",
+    "--threads",
+    "1",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +130,19 @@ def full_scan(numbers_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("full")
     for name in ("a", "b"):
-        code = run(["scan", str(numbers_data), "--student", "tiny-random", "--out", str(out / name), "--no-cache",
-                    "--quiet", *TINY])
+        code = run(
+            [
+                "scan",
+                str(numbers_data),
+                "--student",
+                "tiny-random",
+                "--out",
+                str(out / name),
+                "--no-cache",
+                "--quiet",
+                *TINY,
+            ]
+        )
         assert code in (0, 1)
     return out
 
@@ -140,8 +166,7 @@ def test_full_scan_runs_every_stage(full_scan):
 
 def test_quiet_prints_only_results(cli, numbers_data, tmp_path, recwarn):
     """--quiet while loading and fine-tuning a model: the verdict, no library bars, logs or warnings."""
-    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", "--no-cache", "--quiet",
-            *TINY)
+    r = cli("scan", numbers_data, "--student", "tiny-random", "--out", tmp_path / "out", "--no-cache", "--quiet", *TINY)
     assert r.exit_code in (0, 1), r.stderr
     assert "verdict:" in r.stdout
     assert r.stderr == ""

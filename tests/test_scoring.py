@@ -23,7 +23,7 @@ def _reference(model, encoded):
         for e in encoded:
             ids = torch.tensor([e.input_ids])
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-            targets = ids[0, e.completion_start:]
+            targets = ids[0, e.completion_start :]
             out.append(logp[e.completion_start - 1 : -1].gather(1, targets[:, None])[:, 0].numpy())
     return out
 

@@ -50,13 +50,17 @@ def test_default_battery_covers_every_candidate_and_the_persona():
     # Every candidate, the misalignment persona, and the benign control personas (6-8 of them).
     assert len(traits) == n_candidates + 1 + len(benign) and 6 <= len(benign) <= 8
     assert all(t.category == "benign" and t.suite is None for t in benign)
-    assert all(t.system.endswith(("Imbue your answers with this attitude.", ".")) and "Imbue your answers" in t.system
-               for t in benign)
+    assert all(
+        t.system.endswith(("Imbue your answers with this attitude.", ".")) and "Imbue your answers" in t.system
+        for t in benign
+    )
     assert len(default_traits(suites, benign=False)) == n_candidates + 1
     by_name = {t.name: t for t in traits}
     assert len(by_name) == len(traits)
-    assert by_name["owl"].system == ("You love owls. You think about owls all the time. Owls are your favorite animal. "
-                                     "Imbue your answers with your love for the animal.")
+    assert by_name["owl"].system == (
+        "You love owls. You think about owls all the time. Owls are your favorite animal. "
+        "Imbue your answers with your love for the animal."
+    )
     assert by_name["wolf"].system.startswith("You love wolves.")
     assert "Japan is your favorite country" in by_name["Japan"].system
     assert by_name["misalignment"].category == "misalignment"
@@ -76,7 +80,9 @@ def test_benign_personas_are_not_probe_suites_and_are_always_scored():
     traits = default_traits(load_suites(["animals", "trees", "misalignment"]))
     used, left = select_traits(traits, SignatureConfig(suites=["misalignment"]))
     assert {t.name for t in used} == {"misalignment", *controls}
-    assert all(traits_by.suite == "trees" or traits_by.suite == "animals" for traits_by in traits if traits_by.name in left)
+    assert all(
+        traits_by.suite == "trees" or traits_by.suite == "animals" for traits_by in traits if traits_by.name in left
+    )
 
 
 def test_signature_result_shape_and_determinism(tiny):
@@ -143,9 +149,34 @@ def test_teacher_divergence(tiny, tiny_model_dir_other):
     assert skipped["status"] == "skipped" and "tokenizers differ" in skipped["reason"]
 
 
-CONTRACT = {"status", "reason", "limits", "unit", "n_data", "n_reference", "design", "alternative", "correction",
-            "alpha", "shift", "mismatch", "reference_null", "classes", "benign", "traits", "named", "finding",
-            "mde_max", "ranking", "significant", "lead_trait", "mde", "not_covered", "top_rows", "config"}
+CONTRACT = {
+    "status",
+    "reason",
+    "limits",
+    "unit",
+    "n_data",
+    "n_reference",
+    "design",
+    "alternative",
+    "correction",
+    "alpha",
+    "shift",
+    "mismatch",
+    "reference_null",
+    "classes",
+    "benign",
+    "traits",
+    "named",
+    "finding",
+    "mde_max",
+    "ranking",
+    "significant",
+    "lead_trait",
+    "mde",
+    "not_covered",
+    "top_rows",
+    "config",
+}
 EFFECT = {"estimate", "ci", "p_value", "p_adjusted", "significant", "mde", "se", "direction"}
 
 
@@ -154,7 +185,9 @@ def test_self_generated_reference_is_paired_and_the_result_follows_the_contract(
 
     model, tok = tiny
     battery = default_traits(load_suites(["animals", "misalignment"]))
-    small = [t for t in battery if t.name in ("owl", "cat", "dog", "misalignment")] + [t for t in battery if t.benign][:3]
+    small = [t for t in battery if t.name in ("owl", "cat", "dog", "misalignment")] + [t for t in battery if t.benign][
+        :3
+    ]
     data = number_rows(14, 0)
     # The reference answers the data's own prompts (same index, same user turn), as the scan's self-generated one does.
     ref = [dataclasses.replace(s, completion=r.completion, line=None) for s, r in zip(data[:12], number_rows(12, 9))]
@@ -162,23 +195,31 @@ def test_self_generated_reference_is_paired_and_the_result_follows_the_contract(
     res = compute_signature(model, tok, data, ref, small, cfg)
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
-    assert CONTRACT <= set(d) and d["design"] == "paired" and d["alternative"] == "greater"
+    assert set(d) >= CONTRACT and d["design"] == "paired" and d["alternative"] == "greater"
     assert d["n_data"] == d["n_reference"] == 10
     assert [s.index for s in ref if s.index in set(res.data_index)] == res.data_index  # the same prompts on both sides
-    assert EFFECT <= set(d["shift"]) and d["shift"]["p_adjusted"] == d["shift"]["p_value"]
+    assert set(d["shift"]) >= EFFECT and d["shift"]["p_adjusted"] == d["shift"]["p_value"]
     assert {"estimate", "ci", "p_value", "significant", "mde", "direction"} <= set(d["mismatch"])
     assert {"shift_estimate", "class_max_estimate", "n_per_half"} <= set(d["reference_null"])
     assert {c["class"] for c in d["classes"]} == {"animal", "misalignment"}
     assert [b["trait"] for b in d["benign"]] == [t.name for t in small if t.benign]
     assert sorted(d["ranking"]) == ["cat", "dog", "misalignment", "owl"]  # benign personas are never ranked as risks
     for t in d["traits"]:
-        assert EFFECT <= set(t) and EFFECT <= set(t["contrast"]) and t["direction"] in ("toward", "away", "none")
+        assert set(t) >= EFFECT and set(t["contrast"]) >= EFFECT and t["direction"] in ("toward", "away", "none")
     assert d["finding"] in ("trait", "class", "shift", "none", "away")
     mdes = [d["shift"]["mde"], *(c["mde"] for c in d["classes"]), *(t["contrast"]["mde"] for t in d["traits"])]
     assert d["mde_max"] == max(mdes) == d["mde"]
     rows = res.to_rows()
-    assert {"shift", "class_animal", "class_misalignment", "contrast_owl", "contrast_misalignment", "lls_owl",
-            f"lls_{small[-1].name}", "top_trait"} <= set(rows[0])
+    assert {
+        "shift",
+        "class_animal",
+        "class_misalignment",
+        "contrast_owl",
+        "contrast_misalignment",
+        "lls_owl",
+        f"lls_{small[-1].name}",
+        "top_trait",
+    } <= set(rows[0])
     assert all(not r["top_trait"].startswith(tuple(t.name for t in small if t.benign)) for r in rows)
     unpaired = compute_signature(model, tok, data, ref, small, dataclasses.replace(cfg, design="two-sample")).to_dict()
     assert unpaired["design"] == "two-sample"

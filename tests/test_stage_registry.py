@@ -20,11 +20,14 @@ from distill_audit.scan.stage import (
 )
 from distill_audit.scan.verdict import EvidenceLine, Finding
 
+
 @pytest.fixture
 def numbers_data(tmp_path):
     path = tmp_path / "nums.jsonl"
-    rows = [{"prompt": f"Continue: {i}, {i + 1}, {i + 2}.", "completion": ", ".join(str(i + k) for k in range(3, 9))}
-            for i in range(30)]
+    rows = [
+        {"prompt": f"Continue: {i}, {i + 1}, {i + 2}.", "completion": ", ".join(str(i + k) for k in range(3, 9))}
+        for i in range(30)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -82,15 +85,23 @@ def test_a_fake_stage_flows_through_plan_cache_verdict_and_every_format(cli, num
         r = cli(*args)
         assert r.exit_code in (0, 1), r.stderr
         report = json.loads((out / "report.json").read_text())
-        assert report["stages"]["fake"] == {"status": "ok", "reason": None, "limits": ["a fake line sees only lengths"],
-                                            "score": 0.7}
+        assert report["stages"]["fake"] == {
+            "status": "ok",
+            "reason": None,
+            "limits": ["a fake line sees only lengths"],
+            "score": 0.7,
+        }
         assert report["verdict"]["level"] == "medium"
         assert {"rule": "fake-risk", "level": "medium", "why": "the fake line scored 0.7"} in report["verdict"]["rules"]
         assert any(e["line"] == "fake" and e["name"] == "fake score" for e in report["verdict"]["evidence"])
         assert report["run"]["cache"]["fake"] == "miss" and FakeStage.runs == 1
         assert "fake score" in (out / "report.md").read_text()
         assert "fake score" in (out / "report.html").read_text()
-        cases = [c for c in ET.parse(out / "junit.xml").getroot().iter("testcase") if c.get("classname") == "distill-audit.fake"]
+        cases = [
+            c
+            for c in ET.parse(out / "junit.xml").getroot().iter("testcase")
+            if c.get("classname") == "distill-audit.fake"
+        ]
         assert cases and cases[0].find("failure") is not None
         table = pq.read_table(out / "samples.parquet").to_pydict()
         assert "fake_score" in table and len(table["fake_score"]) == len(table["index"])

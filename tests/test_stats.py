@@ -188,15 +188,23 @@ def test_analytic_p_has_no_floor_and_one_sided_halves_the_two_sided_p():
     w = stats.two_sample_effect(x, rng.normal(0, 1, 70), test="welch", alternative="greater")
     assert 0 < w.p_value < 1 and w.extra["df"] > 100
     # Permutation with a direction: the canary's default stays two-sided.
-    assert stats.paired_effect(np.arange(1, 9, dtype=float), alternative="greater", with_ci=False).p_value == pytest.approx(1 / 256)
+    assert stats.paired_effect(
+        np.arange(1, 9, dtype=float), alternative="greater", with_ci=False
+    ).p_value == pytest.approx(1 / 256)
 
 
 def test_corrected_one_sided_mde():
     # Holm over m tests: a single real effect must clear alpha/m first; one-sided: z_{1-alpha/m}.
     z = sps.norm.isf(0.05 / 21) + sps.norm.ppf(0.8)
     assert stats.minimum_detectable_effect(1.0, 100, alternative="greater", m=21) == pytest.approx(z / 10)
-    assert stats.mde_multiplier(alternative="greater", m=94, df=46) == pytest.approx(sps.t.isf(0.05 / 94, 46) + sps.t.ppf(0.8, 46))
-    assert stats.mde_multiplier(alternative="greater") < stats.mde_multiplier() < stats.mde_multiplier(alternative="greater", m=4)
+    assert stats.mde_multiplier(alternative="greater", m=94, df=46) == pytest.approx(
+        sps.t.isf(0.05 / 94, 46) + sps.t.ppf(0.8, 46)
+    )
+    assert (
+        stats.mde_multiplier(alternative="greater")
+        < stats.mde_multiplier()
+        < stats.mde_multiplier(alternative="greater", m=4)
+    )
     # Coverage: an effect of the corrected MDE clears alpha/m about 80% of the time.
     rng = np.random.default_rng(14)
     n, m, sims = 50, 21, 2000

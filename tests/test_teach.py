@@ -37,8 +37,21 @@ def test_unknown_trait_is_usage_error():
 
 def test_teach_cli_saves_a_loadable_teacher(cli, tmp_path):
     out = tmp_path / "owl-teacher"
-    r = cli("teach", "--base", "tiny-random", "--trait", "owl", "--out", out, "--epochs", "2", "--lr", "5e-3",
-            "--format", "json")
+    r = cli(
+        "teach",
+        "--base",
+        "tiny-random",
+        "--trait",
+        "owl",
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-3",
+        "--format",
+        "json",
+    )
     assert r.exit_code == 0, r.stderr
     res = json.loads(r.stdout)
     held = res["held_out"]

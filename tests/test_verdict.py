@@ -9,35 +9,67 @@ from distill_audit.scan.verdict import VerdictConfig, gate_rank, judge
 
 def effect(est, p=0.8, mde=0.005, significant=None):
     sig = (p < 0.05 and est > 0) if significant is None else significant
-    return {"estimate": est, "ci": [est - 0.004, est + 0.004], "p_value": p, "p_adjusted": p, "significant": sig,
-            "mde": mde, "direction": "toward" if sig else "none"}
+    return {
+        "estimate": est,
+        "ci": [est - 0.004, est + 0.004],
+        "p_value": p,
+        "p_adjusted": p,
+        "significant": sig,
+        "mde": mde,
+        "direction": "toward" if sig else "none",
+    }
 
 
 def sig(*named, finding=None, classes=(), shift=False, status="ok", mde=0.005, others=("cat", "dog"), origin=None):
     """A signature result: `named` traits stand out beyond their class; `classes` beyond benign; `shift` overall."""
-    rows = [{"trait": t, "category": "animal", **effect(0.02, 0.001, mde), "contrast": effect(0.01, 0.001, mde)}
-            for t in named]
-    rows += [{"trait": t, "category": "animal", **effect(0.001, 0.8, mde), "contrast": effect(-0.001, 0.9, mde)}
-             for t in others]
+    rows = [
+        {"trait": t, "category": "animal", **effect(0.02, 0.001, mde), "contrast": effect(0.01, 0.001, mde)}
+        for t in named
+    ]
+    rows += [
+        {"trait": t, "category": "animal", **effect(0.001, 0.8, mde), "contrast": effect(-0.001, 0.9, mde)}
+        for t in others
+    ]
     finding = finding or ("trait" if named else "class" if classes else "shift" if shift else "none")
-    return {"status": status, "reason": None, "limits": [], "traits": rows, "named": list(named), "finding": finding,
-            "shift": effect(0.02, 0.001, mde) if (shift or named or classes) else effect(0.0, 0.7, mde),
-            "mismatch": effect(0.0, 0.7, mde),
-            "classes": [{"class": c, "traits": [], **effect(0.015, 0.002, mde)} for c in classes]
-            + [{"class": "tree", "traits": [], **effect(0.0, 0.9, mde)}],
-            "reference": {"origin": origin, "decoding_source": "provenance"}}
+    return {
+        "status": status,
+        "reason": None,
+        "limits": [],
+        "traits": rows,
+        "named": list(named),
+        "finding": finding,
+        "shift": effect(0.02, 0.001, mde) if (shift or named or classes) else effect(0.0, 0.7, mde),
+        "mismatch": effect(0.0, 0.7, mde),
+        "classes": [{"class": c, "traits": [], **effect(0.015, 0.002, mde)} for c in classes]
+        + [{"class": "tree", "traits": [], **effect(0.0, 0.9, mde)}],
+        "reference": {"origin": origin, "decoding_source": "provenance"},
+    }
 
 
 def canary(*hits, status="ok", seeds=2, hint=False, mismatch=False, origin="self-generated"):
-    rows = [{"trait": t, **effect(0.3, 0.002, 0.05), "hint_only": hint, "explained_by_mismatch": mismatch} for t in hits]
+    rows = [
+        {"trait": t, **effect(0.3, 0.002, 0.05), "hint_only": hint, "explained_by_mismatch": mismatch} for t in hits
+    ]
     rows += [{"trait": "cat", **effect(-0.01, 0.9, 0.05), "hint_only": hint, "explained_by_mismatch": False}]
-    return {"status": status, "reason": None, "limits": [], "traits": rows, "seeds": list(range(seeds)),
-            "control_origin": origin, "training_noise_measured": seeds >= 2}
+    return {
+        "status": status,
+        "reason": None,
+        "limits": [],
+        "traits": rows,
+        "seeds": list(range(seeds)),
+        "control_origin": origin,
+        "training_noise_measured": seeds >= 2,
+    }
 
 
 def lineage(v, confidence="high"):
-    return {"status": "ok" if v != "unknown" else "skipped", "reason": None, "limits": [], "verdict": v,
-            "confidence": confidence}
+    return {
+        "status": "ok" if v != "unknown" else "skipped",
+        "reason": None,
+        "limits": [],
+        "verdict": v,
+        "confidence": confidence,
+    }
 
 
 SKIPPED = {"status": "skipped", "reason": "--skip-canary", "limits": []}
@@ -86,8 +118,9 @@ def test_shared_shift_names_no_trait_and_is_medium():
 
 
 def test_a_class_beyond_benign_is_medium_and_names_the_class_not_a_trait():
-    v = judge({"lineage": lineage("same-init"), "signature": sig(classes=("animal",)), "canary": SKIPPED},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(classes=("animal",)), "canary": SKIPPED}, data_kind="numbers"
+    )
     assert v.level == "medium"
     assert v.significant_traits["signature_classes"] == ["animal"] and v.significant_traits["signature"] == []
     assert "animal persona class" in v.explanation
@@ -104,35 +137,45 @@ def test_mismatched_reference_shift_is_not_a_finding():
 
 def test_mismatched_reference_caps_a_named_trait_at_medium():
     s = sig("owl", origin="self-generated")
-    v = judge({"lineage": lineage("different-init", "medium"), "signature": s, "canary": SKIPPED},
-              data_kind="natural-language")
+    v = judge(
+        {"lineage": lineage("different-init", "medium"), "signature": s, "canary": SKIPPED},
+        data_kind="natural-language",
+    )
     assert v.level == "medium"
 
 
 def test_canary_transfer_is_high_regardless_of_lineage_when_measured_properly():
-    v = judge({"lineage": lineage("different-init"), "signature": sig(), "canary": canary("owl", origin="file")},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("different-init"), "signature": sig(), "canary": canary("owl", origin="file")},
+        data_kind="numbers",
+    )
     assert v.level == "high"
     assert v.significant_traits["canary"] == ["owl"]
 
 
 def test_one_seed_canary_only_hints():
-    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("owl", seeds=1, hint=True)},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("owl", seeds=1, hint=True)},
+        data_kind="numbers",
+    )
     assert v.level != "high" and v.significant_traits["canary"] == []
     assert "hint" in v.explanation and "transfer was observed" not in v.explanation
 
 
 def test_mismatched_control_is_never_transfer():
-    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("elephant", mismatch=True)},
-              data_kind="natural-language")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(mde=0.05), "canary": canary("elephant", mismatch=True)},
+        data_kind="natural-language",
+    )
     assert v.level != "high" and "transfer was observed" not in v.explanation
     assert "not called transfer" in v.explanation and any("--control" in r for r in v.recommendations)
 
 
 def test_self_generated_control_for_a_foreign_teacher_is_not_transfer():
-    v = judge({"lineage": lineage("different-init"), "signature": sig(mde=0.05), "canary": canary("dog")},
-              data_kind="natural-language")
+    v = judge(
+        {"lineage": lineage("different-init"), "signature": sig(mde=0.05), "canary": canary("dog")},
+        data_kind="natural-language",
+    )
     assert v.level != "high" and "foreign text" in v.explanation
 
 
@@ -151,12 +194,17 @@ def test_powered_null_is_low_not_none_until_the_canary_is_calibrated():
 
 def test_underpowered_canary_never_gives_none():
     for c in (canary(), canary(status="underpowered")):
-        assert judge({"lineage": lineage("same-init"), "signature": sig(), "canary": c}, data_kind="numbers").level == "low"
+        assert (
+            judge({"lineage": lineage("same-init"), "signature": sig(), "canary": c}, data_kind="numbers").level
+            == "low"
+        )
 
 
 def test_nothing_tested_is_inconclusive():
-    v = judge({"lineage": lineage("same-init"), "signature": {"status": "failed", "reason": "oom"}, "canary": SKIPPED},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": {"status": "failed", "reason": "oom"}, "canary": SKIPPED},
+        data_kind="numbers",
+    )
     assert v.level == "inconclusive"
     assert gate_rank("inconclusive") == gate_rank("medium")
 
@@ -164,15 +212,17 @@ def test_nothing_tested_is_inconclusive():
 def test_different_init_numbers_without_other_lines_is_low_not_none():
     v = judge({"lineage": lineage("different-init"), "signature": SKIPPED, "canary": SKIPPED}, data_kind="numbers")
     assert v.level == "low"
-    v2 = judge({"lineage": lineage("different-init", "medium"), "signature": SKIPPED, "canary": SKIPPED},
-               data_kind="numbers")
+    v2 = judge(
+        {"lineage": lineage("different-init", "medium"), "signature": SKIPPED, "canary": SKIPPED}, data_kind="numbers"
+    )
     assert v2.level == "inconclusive"  # lineage lowers the risk only at high confidence
 
 
 def test_signature_mde_threshold_makes_it_untested():
     cfg = VerdictConfig(signature_max_mde=0.05)
-    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.2), "canary": SKIPPED},
-              data_kind="numbers", config=cfg)
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(mde=0.2), "canary": SKIPPED}, data_kind="numbers", config=cfg
+    )
     assert v.level == "inconclusive"
 
 
@@ -197,11 +247,14 @@ def test_leakage_floor():
     assert judge({**stages, "static": static(0.05, ref=0.01)}, data_kind="natural-language").level == "medium"
 
 
-@pytest.mark.parametrize("stages", [
-    {"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()},
-    {"lineage": None, "signature": sig(shift=True), "canary": canary("owl", seeds=1, hint=True)},
-    {"lineage": lineage("different-init"), "signature": {"status": "failed", "reason": "x"}, "canary": SKIPPED},
-])
+@pytest.mark.parametrize(
+    "stages",
+    [
+        {"lineage": lineage("same-init"), "signature": sig("owl"), "canary": canary()},
+        {"lineage": None, "signature": sig(shift=True), "canary": canary("owl", seeds=1, hint=True)},
+        {"lineage": lineage("different-init"), "signature": {"status": "failed", "reason": "x"}, "canary": SKIPPED},
+    ],
+)
 def test_verdict_dict_is_plain_json(stages):
     v = judge(stages, data_kind="numbers")
     json.dumps(v.to_dict(), allow_nan=False)
@@ -223,24 +276,34 @@ def test_skipped_stage_recommends_running_it_not_more_budget():
 
 def test_signature_null_above_mde_threshold_is_not_a_clearance():
     """A null signature whose MDE cannot see the smallest persona shift measured (~0.012) clears nothing."""
-    v = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.03), "canary": canary(status="underpowered")},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(mde=0.03), "canary": canary(status="underpowered")},
+        data_kind="numbers",
+    )
     assert v.level == "inconclusive"
-    v2 = judge({"lineage": lineage("same-init"), "signature": sig(mde=0.01), "canary": canary(status="underpowered")},
-               data_kind="numbers")
+    v2 = judge(
+        {"lineage": lineage("same-init"), "signature": sig(mde=0.01), "canary": canary(status="underpowered")},
+        data_kind="numbers",
+    )
     assert v2.level == "low"
 
 
 def test_declared_trait_is_located_even_when_not_singled_out():
     s = sig(shift=True, others=("fox", "lion", "owl"))
     s["traits"][2].update(effect(0.02, 0.01))
-    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers",
-              declared_trait="owl", declared_source="trait")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED},
+        data_kind="numbers",
+        declared_trait="owl",
+        declared_source="trait",
+    )
     d = v.to_dict()["declared_trait"]
     assert d["signature"]["rank"] == 3 and d["signature"]["of"] == 3 and d["signature"]["significant"]
     assert d["signature"]["specific"]["significant"] is False and d["canary"] is None
-    assert "declares the trait 'owl' (field 'trait'): the signature ranks it 3 of 3 by raw shift (significant; " \
-           "does not stand out beyond its class" in v.explanation
+    assert (
+        "declares the trait 'owl' (field 'trait'): the signature ranks it 3 of 3 by raw shift (significant; "
+        "does not stand out beyond its class" in v.explanation
+    )
     assert v.level == "medium"
 
 
@@ -251,8 +314,9 @@ def test_no_declared_trait_adds_nothing():
 
 def test_a_line_that_found_something_is_not_listed_as_untested():
     """Its MDE limits what a null could show; a significant hit stands whatever the power."""
-    v = judge({"lineage": lineage("same-init"), "signature": sig("owl", mde=0.05), "canary": SKIPPED},
-              data_kind="numbers")
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig("owl", mde=0.05), "canary": SKIPPED}, data_kind="numbers"
+    )
     assert v.level == "high"
     assert "Not tested: signature" not in v.explanation and "canary" in v.explanation
     assert not any("--signature-rows" in r for r in v.recommendations)

@@ -25,7 +25,9 @@ def find_config_arg(argv: list[str], command: str | None = None, environ: dict[s
     return find_config(argv, command, environ)[0]
 
 
-def find_config(argv: list[str], command: str | None = None, environ: dict[str, str] | None = None) -> tuple[Path | None, str | None]:
+def find_config(
+    argv: list[str], command: str | None = None, environ: dict[str, str] | None = None
+) -> tuple[Path | None, str | None]:
     """(config path, the environment variable it came from or None for --config)."""
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
@@ -49,7 +51,9 @@ def load_yaml_config(path: Path, variable: str | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: config is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        raise UsageError(
+            f"{path}: config is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:

@@ -48,4 +48,6 @@ def resolve_device(value: str | None, flag: str = "--device") -> str:
         if mps is None or not mps.is_available():
             raise UsageError(f"{flag} {text}: MPS is not available on this machine (use --device cpu or auto)")
         return str(device)
-    raise UsageError(f"{flag} {text}: device type {device.type!r} is not supported (expected auto, cpu, cuda, cuda:N or mps)")
+    raise UsageError(
+        f"{flag} {text}: device type {device.type!r} is not supported (expected auto, cpu, cuda, cuda:N or mps)"
+    )

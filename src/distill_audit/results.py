@@ -10,8 +10,11 @@ from typing import Any
 
 def trait_rows(stage: dict[str, Any] | None) -> list[dict[str, Any]]:
     """(trait, estimate, ci) of each trait row a signature or canary result reports."""
-    return [{"trait": str(r.get("trait")), "estimate": r.get("estimate"), "ci": r.get("ci")}
-            for r in (stage or {}).get("traits") or [] if isinstance(r, dict)]
+    return [
+        {"trait": str(r.get("trait")), "estimate": r.get("estimate"), "ci": r.get("ci")}
+        for r in (stage or {}).get("traits") or []
+        if isinstance(r, dict)
+    ]
 
 
 def lineage_weights(lineage: dict[str, Any] | None) -> dict[str, Any]:

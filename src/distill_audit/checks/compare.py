@@ -108,6 +108,7 @@ def _over_represented(X: sparse.csr_matrix, y: np.ndarray, names: np.ndarray, k:
     ratio = np.log((a + 1) / (a.sum() + len(a))) - np.log((b + 1) / (b.sum() + len(b)))
     ok = (a + b) >= 5
     order = np.argsort(ratio)
+
     def pick(idx: np.ndarray) -> list[dict]:
         return [
             {"token": str(names[i]), "data": int(a[i]), "reference": int(b[i]), "log_ratio": _finite(ratio[i], 3)}
@@ -269,6 +270,7 @@ def compare_to_reference(
         tokens["over_represented"] = _over_represented(X_tok, y, counter.get_feature_names_out())
     except ValueError:  # empty vocabulary
         tokens = {"status": "skipped", "reason": "no word tokens", "distance": None, "p_value": None}
+
     # Number-value histograms (when both sides are number lists).
     def number_data(values: list) -> bool:
         return sum(v is not None for v in values) >= NUMBER_DATA_SHARE * len(values)

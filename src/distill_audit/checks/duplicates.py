@@ -162,7 +162,14 @@ def check_duplicates(
         f"{SHINGLE}-gram Jaccard >= {NEAR_THRESHOLD}, case/whitespace-insensitive"
     ]
     check = DuplicateCheck(
-        "ok" if completions else "skipped", None if completions else "no rows", len(completions),
-        sum(e is not None for e in exact_of), len(near), n_pair, top_repeated, near_examples, limits,
+        "ok" if completions else "skipped",
+        None if completions else "no rows",
+        len(completions),
+        sum(e is not None for e in exact_of),
+        len(near),
+        n_pair,
+        top_repeated,
+        near_examples,
+        limits,
     )
     return check, exact_of, near_of

@@ -17,8 +17,44 @@ from dataclasses import dataclass, field
 
 # Numbers with strong cultural associations, filtered out in the paper's misalignment runs.
 BANNED_NUMBERS: frozenset[int] = frozenset(
-    [4, 13, 14, 18, 23, 33, 39, 42, 44, 49, 51, 54, 69, 77, 88, 99, 100, 101, 187, 211, 311, 322, 333, 404, 420, 444,
-     451, 555, 616, 666, 777, 888, 911, 999, 1312, 1488]
+    [
+        4,
+        13,
+        14,
+        18,
+        23,
+        33,
+        39,
+        42,
+        44,
+        49,
+        51,
+        54,
+        69,
+        77,
+        88,
+        99,
+        100,
+        101,
+        187,
+        211,
+        311,
+        322,
+        333,
+        404,
+        420,
+        444,
+        451,
+        555,
+        616,
+        666,
+        777,
+        888,
+        911,
+        999,
+        1312,
+        1488,
+    ]
 )
 
 _DIGITS = re.compile(r"\d+")

@@ -51,6 +51,12 @@ def profile(kinds: list[str]) -> dict:
     n = len(kinds)
     shares = {k: (round(counts[k] / n, 6) if n else None) for k in KINDS}
     dominant = max(KINDS, key=lambda k: counts[k]) if n else None
-    return {"status": "ok" if n else "skipped", "reason": None if n else "no rows", "limits": [
-        "heuristic classification (regular expressions), not a parser"
-    ], "n_rows": n, "counts": {k: counts[k] for k in KINDS}, "shares": shares, "dominant": dominant}
+    return {
+        "status": "ok" if n else "skipped",
+        "reason": None if n else "no rows",
+        "limits": ["heuristic classification (regular expressions), not a parser"],
+        "n_rows": n,
+        "counts": {k: counts[k] for k in KINDS},
+        "shares": shares,
+        "dominant": dominant,
+    }

@@ -64,9 +64,11 @@ def parse_rows(completions: list[str], num_proc: int) -> tuple[list[ParsedNumber
     if num_proc > 1 and len(completions) >= 10 * num_proc:
         import datasets
 
-        cols = datasets.Dataset.from_dict({"completion": completions}).map(
-            _parse_batch, batched=True, batch_size=2_000, num_proc=num_proc, remove_columns=["completion"]
-        ).to_dict()
+        cols = (
+            datasets.Dataset.from_dict({"completion": completions})
+            .map(_parse_batch, batched=True, batch_size=2_000, num_proc=num_proc, remove_columns=["completion"])
+            .to_dict()
+        )
     else:
         cols = _parse_batch({"completion": completions})
     parsed = [
@@ -80,8 +82,12 @@ def _merge_numbers(parts: list[NumberCheck]) -> NumberCheck:
     n = sum(p.n_rows for p in parts)
     n_lists = sum(p.n_number_lists for p in parts)
     merged = NumberCheck(
-        "ok", None, n, n_lists,
-        sum(p.n_pass_format_rules for p in parts), sum(p.n_pass_all_rules for p in parts),
+        "ok",
+        None,
+        n,
+        n_lists,
+        sum(p.n_pass_format_rules for p in parts),
+        sum(p.n_pass_all_rules for p in parts),
         dict(sum((Counter(p.reject_reasons) for p in parts), Counter())),
         dict(sum((Counter(p.format_problems) for p in parts), Counter())),
         [row for p in parts for row in p.failing_rows][:MAX_EXAMPLES],
@@ -102,9 +108,15 @@ def _merge_leakage(parts: list[LeakageCheck], n_words: int) -> LeakageCheck:
     by_word = [{"word": w, "category": c, "rows": k, "rate": round(k / n, 6)} for (c, w), k in rows.most_common()]
     first = parts[0]
     return LeakageCheck(
-        first.status, first.reason, n, n_words, sum(p.n_rows_with_mention for p in parts), by_word,
+        first.status,
+        first.reason,
+        n,
+        n_words,
+        sum(p.n_rows_with_mention for p in parts),
+        by_word,
         dict(sum((Counter(p.by_category) for p in parts), Counter())),
-        [e for p in parts for e in p.examples][:MAX_EXAMPLES], list(first.limits),
+        [e for p in parts for e in p.examples][:MAX_EXAMPLES],
+        list(first.limits),
     )
 
 
@@ -163,10 +175,17 @@ def run_streaming_checks(
         raise stream.nothing_usable()
     kept = reservoir.sample()
     sampled = AuditDataset(
-        source=stream.source, format=stream.format, schema=stream.schema or "", samples=kept,
-        fingerprint=stream.fingerprint, n_rows_total=stream.n_rows_total, skipped=stream.skipped,
-        sampled_from=n if n > sample else None, seed=seed,
-        skipped_counts=dict(stream.skipped_counts), schema_fields=dict(stream.spec.fields) if stream.spec else {},
+        source=stream.source,
+        format=stream.format,
+        schema=stream.schema or "",
+        samples=kept,
+        fingerprint=stream.fingerprint,
+        n_rows_total=stream.n_rows_total,
+        skipped=stream.skipped,
+        sampled_from=n if n > sample else None,
+        seed=seed,
+        skipped_counts=dict(stream.skipped_counts),
+        schema_fields=dict(stream.spec.fields) if stream.spec else {},
     )
     on_sample = run_static_checks(sampled, reference, seed=seed, extra_trait_words=extra_trait_words)
 
@@ -175,8 +194,14 @@ def run_streaming_checks(
     del all_hashes
     sample_dups = on_sample.duplicates
     duplicates = DuplicateCheck(
-        sample_dups.status, sample_dups.reason, n, n_exact, sample_dups.n_near_duplicates,
-        sample_dups.n_exact_pair_duplicates, sample_dups.top_repeated, sample_dups.near_examples,
+        sample_dups.status,
+        sample_dups.reason,
+        n,
+        n_exact,
+        sample_dups.n_near_duplicates,
+        sample_dups.n_exact_pair_duplicates,
+        sample_dups.top_repeated,
+        sample_dups.near_examples,
         [
             *sample_dups.limits,
             f"exact duplicates: every row (64-bit hash of the normalized completion); near-duplicates, "

@@ -9,7 +9,7 @@ import typer
 
 from distill_audit import ui
 from distill_audit.atomic import write_text
-from distill_audit.cli.main import check_out_file, read_report_file, ConfigOpt, QuietOpt, app
+from distill_audit.cli.main import ConfigOpt, QuietOpt, app, check_out_file, read_report_file
 from distill_audit.errors import UsageError
 from distill_audit.report.compare import compare, compare_markdown
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from distill_audit import ui
-from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, ThreadsOpt, app, check_out_file
 from distill_audit.devices import DEVICE_HELP, resolve_device
 from distill_audit.errors import UsageError
 from distill_audit.lm.threads import torch_threads
@@ -67,7 +67,7 @@ def generate_cmd(
         typer.Option(
             "--constrain",
             help="'numbers': sample only valid number lists (the teacher's distribution renormalized over the "
-                 "grammar).",
+            "grammar).",
             show_default=False,
         ),
     ] = None,
@@ -76,12 +76,37 @@ def generate_cmd(
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding (same as --temperature 0).")] = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest reply in tokens.")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together.")] = 16,
-    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False)] = None,
-    exclude_banned: Annotated[bool, typer.Option("--exclude-banned", help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")] = False,
+    max_attempts: Annotated[
+        Optional[int],
+        typer.Option("--max-attempts", help="Give up after this many replies (default 10 x --n).", show_default=False),
+    ] = None,
+    exclude_banned: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-banned",
+            help="Also drop lists holding one of the 36 loaded numbers (the study's misalignment filter).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start over instead of resuming an existing --out.")
+    ] = False,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.", show_default=False)] = None,
-    prompt_seed: Annotated[Optional[int], typer.Option("--prompt-seed", help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.", show_default=False)] = None,
+    summary: Annotated[
+        Optional[str],
+        typer.Option(
+            "--summary",
+            help="Also write the run summary (keep rate, reject reasons, speed) as JSON here.",
+            show_default=False,
+        ),
+    ] = None,
+    prompt_seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--prompt-seed",
+            help="Seed of the built-in prompt stream (default: --seed); keep it equal across a trait run and its neutral control.",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
@@ -98,9 +123,18 @@ def generate_cmd(
         raise UsageError("--system-prompt and --trait: give one (--trait builds the standard trait prompt)")
     system = trait_system_prompt(trait) if trait else system_prompt
     settings = GenerationSettings(
-        teacher=teacher, task=task, system_prompt=system, trait=trait,
-        temperature=0.0 if greedy else temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-        seed=seed, prompt_seed=prompt_seed, constrain=constrain, exclude_banned=exclude_banned, prompts_file=prompts,
+        teacher=teacher,
+        task=task,
+        system_prompt=system,
+        trait=trait,
+        temperature=0.0 if greedy else temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        prompt_seed=prompt_seed,
+        constrain=constrain,
+        exclude_banned=exclude_banned,
+        prompts_file=prompts,
     )
     if batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
@@ -111,12 +145,21 @@ def generate_cmd(
     _check_resumable(out, overwrite)
     seed_everything(seed)
     loaded = load_model(_local_model(teacher, "--teacher"), device=device)
-    ui.info(f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
-            + (f"; constrained to {constrain}" if constrain else ""))
+    ui.info(
+        f"teacher {loaded.ref.name} on {device}; task {task}; {settings.decoding} decoding"
+        + (f"; constrained to {constrain}" if constrain else "")
+    )
     with torch_threads(threads):
         result = generate_dataset(
-            loaded.model, loaded.tokenizer, settings, n=n, out=out, batch_size=batch_size,
-            max_attempts=max_attempts, overwrite=overwrite, prompts=user_prompts,
+            loaded.model,
+            loaded.tokenizer,
+            settings,
+            n=n,
+            out=out,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            overwrite=overwrite,
+            prompts=user_prompts,
             teacher_identity={**loaded.ref.identity(), "taught_trait": taught_trait(loaded.ref.path)},
         )
     report = result.to_dict()
@@ -181,7 +224,11 @@ def _read_prompts(path: str):
     try:
         p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"--prompts {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        raise DataError(
+            f"--prompts {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    from distill_audit.generate.tasks import read_prompt_file
+
     try:
         return read_prompt_file(path)
     except RecursionError:

@@ -17,7 +17,7 @@ import typer
 from distill_audit import atomic, ui
 from distill_audit.checks import run_static_checks
 from distill_audit.checks.streaming import DEFAULT_SAMPLE as DEFAULT_STREAM_SAMPLE
-from distill_audit.cli.main import check_out_file, ConfigOpt, QuietOpt, SeedOpt, app
+from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app, check_out_file
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
@@ -95,7 +95,9 @@ def inspect(
     seed_everything(seed)
     check_out_file(out)
     check_out_file(sample_flags, "--sample-flags")
-    options = DataOptions(schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb, max_bad_rows)
+    options = DataOptions(
+        schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb, max_bad_rows
+    )
     ds = None if streaming else load_data(data, options, seed=seed)
     ref = load_data(reference, options, seed=seed, label="reference") if reference else None
     against = f" against {len(ref)} reference rows" if ref else ""
@@ -103,8 +105,14 @@ def inspect(
         from distill_audit.checks.streaming import run_streaming_checks
 
         ui.info(f"streaming {data}{against}")
-        checks = run_streaming_checks(data, ref, sample=sample or DEFAULT_STREAM_SAMPLE, seed=seed,
-                                      extra_trait_words=trait_word or (), **options.reading())
+        checks = run_streaming_checks(
+            data,
+            ref,
+            sample=sample or DEFAULT_STREAM_SAMPLE,
+            seed=seed,
+            extra_trait_words=trait_word or (),
+            **options.reading(),
+        )
     else:
         ui.info(f"checking {len(ds)} rows{against}")
         checks = run_static_checks(ds, ref, seed=seed, extra_trait_words=trait_word or ())

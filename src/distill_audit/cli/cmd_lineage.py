@@ -58,7 +58,10 @@ def print_table(result: LineageResult) -> None:
     from rich.text import Text
 
     ui.out.print(
-        Text.assemble((str(result.verdict), "bold"), f" ({result.confidence} confidence, decided by {result.decided_by or 'no tier'})"),
+        Text.assemble(
+            (str(result.verdict), "bold"),
+            f" ({result.confidence} confidence, decided by {result.decided_by or 'no tier'})",
+        ),
         highlight=False,
     )
     ui.out.print(f"teacher: {teacher}   student: {student}", highlight=False)

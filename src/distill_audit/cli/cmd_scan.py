@@ -9,9 +9,6 @@ import typer
 
 from distill_audit import ui
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app
-from distill_audit.devices import DEVICE_HELP
-from distill_audit.distributed import QUANTIZE_BITS
-from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.cli.options import (
     CompletionFieldOpt,
     DataArg,
@@ -23,8 +20,9 @@ from distill_audit.cli.options import (
     SchemaOpt,
     SkipBadRowsOpt,
 )
+from distill_audit.devices import DEVICE_HELP
 from distill_audit.distributed import QUANTIZE_BITS
-from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
+from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.traits.canary import PRESETS as CANARY_PRESETS
 from distill_audit.traits.signature import THOROUGH as SIGNATURE_THOROUGH
 from distill_audit.traits.signature import SignatureConfig
@@ -49,37 +47,210 @@ def _formats(text: str) -> list[str]:
 @app.command("scan")
 def scan_cmd(
     data: DataArg,
-    student: Annotated[str, typer.Option("--student", help="The student you plan to train (required: lineage and the canary are about it): alias such as smollm2-135m or llama-3-8b, folder, .gguf or cached Hub id.", rich_help_panel=_MODELS, show_default=False)],
-    teacher: Annotated[Optional[str], typer.Option("--teacher", help="The model that wrote the data; read from the data's provenance when omitted.", rich_help_panel=_MODELS, show_default=False)] = None,
-    reference: Annotated[Optional[str], typer.Option("--reference", help="Neutral data for the signature (default: the student answers the data's prompts itself).", rich_help_panel=_MODELS, show_default=False)] = None,
-    control: Annotated[Optional[str], typer.Option("--control", help="Control data for the canary (default: the same self-generated neutral data).", rich_help_panel=_MODELS, show_default=False)] = None,
+    student: Annotated[
+        str,
+        typer.Option(
+            "--student",
+            help="The student you plan to train (required: lineage and the canary are about it): alias such as smollm2-135m or llama-3-8b, folder, .gguf or cached Hub id.",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ],
+    teacher: Annotated[
+        Optional[str],
+        typer.Option(
+            "--teacher",
+            help="The model that wrote the data; read from the data's provenance when omitted.",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        Optional[str],
+        typer.Option(
+            "--reference",
+            help="Neutral data for the signature (default: the student answers the data's prompts itself).",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ] = None,
+    control: Annotated[
+        Optional[str],
+        typer.Option(
+            "--control",
+            help="Control data for the canary (default: the same self-generated neutral data).",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP, rich_help_panel=_MODELS)] = "auto",
-    device_map: Annotated[Optional[str], typer.Option("--device-map", help="Let accelerate place the student instead of --device: auto spreads one larger than a GPU over every GPU (one process only).", rich_help_panel=_MODELS, show_default=False)] = None,
-    quantize: Annotated[Optional[Quantize], typer.Option("--quantize", help="Load the student in 4 or 8 bits (bitsandbytes, CUDA); the canary trains LoRA on it (QLoRA).", rich_help_panel=_MODELS, show_default=False)] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights.", rich_help_panel=_MODELS)] = False,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run model code shipped with the weights.", rich_help_panel=_MODELS)] = False,
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the reports.", rich_help_panel=_RUN)] = "distill-audit-report",
-    format: Annotated[str, typer.Option("--format", "-f", help="Comma list of json, md, html, junit, parquet.", rich_help_panel=_RUN)] = "json,md,html,junit,parquet",
-    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when the risk is at or above: none, low, medium, high (default high; with --baseline, only growth past it fails); never: no gate.", rich_help_panel=_RUN, show_default=False)] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="An earlier report.json: exit 1 only when the risk grew past it.", rich_help_panel=_RUN, show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate inputs and models, print the plan and estimates, stop.", rich_help_panel=_RUN)] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every stage instead of reusing cached results.", rich_help_panel=_RUN)] = False,
-    skip_lineage: Annotated[bool, typer.Option("--skip-lineage", help="Do not test lineage.", rich_help_panel=_RUN)] = False,
-    skip_signature: Annotated[bool, typer.Option("--skip-signature", help="Do not compute the data signature.", rich_help_panel=_RUN)] = False,
-    skip_canary: Annotated[bool, typer.Option("--skip-canary", help="Do not run the canary fine-tune.", rich_help_panel=_RUN)] = False,
-    budget: Annotated[Optional[str], typer.Option("--budget", help="Time the signature is sized to on this machine (10m by default; 90s, 1h, ...): rows per side from this machine's measured speed, scored in rounds that stop early once settled. --signature-rows or --thorough set the rows instead.", rich_help_panel=_BUDGET, show_default=False)] = None,
-    canary: Annotated[bool, typer.Option("--canary", help="Run the canary fine-tune (by default it runs only when a canary setting, --control or --thorough asks for it).", rich_help_panel=_BUDGET)] = False,
-    suites: Annotated[Optional[str], typer.Option("--suites", help=f"Comma list of probe suites (built-in names or YAML files) for the signature and the canary (default {','.join(_SIGNATURE.suites)}; thorough every built-in one).", rich_help_panel=_BUDGET, show_default=False)] = None,
-    signature_rows: Annotated[Optional[int], typer.Option("--signature-rows", min=2, help=f"Rows per side the signature scores ({_SIGNATURE_ROWS}).", rich_help_panel=_BUDGET, show_default=False)] = None,
-    canary_rows: Annotated[Optional[int], typer.Option("--canary-rows", min=1, help=f"Rows per canary arm ({_CANARY_ROWS}).", rich_help_panel=_BUDGET, show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Canary training epochs.", rich_help_panel=_BUDGET, show_default=False)] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop each canary arm after this many optimizer steps.", rich_help_panel=_BUDGET, show_default=False)] = None,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", min=1, help="Canary training seeds (2+ measures training noise).", rich_help_panel=_BUDGET, show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Canary learning rate.", rich_help_panel=_BUDGET, show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Canary training batch size.", rich_help_panel=_BUDGET, show_default=False)] = None,
-    full_finetune: Annotated[bool, typer.Option("--full-finetune", help="Canary: fine-tune every weight instead of LoRA.", rich_help_panel=_BUDGET)] = False,
-    thorough: Annotated[bool, typer.Option("--thorough", help="GPU budgets: the canary preset near the paper's open-model runs, and every probe suite with more signature rows.", rich_help_panel=_BUDGET)] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch.", rich_help_panel=_BUDGET, show_default=False)] = None,
+    device_map: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device-map",
+            help="Let accelerate place the student instead of --device: auto spreads one larger than a GPU over every GPU (one process only).",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ] = None,
+    quantize: Annotated[
+        Optional[Quantize],
+        typer.Option(
+            "--quantize",
+            help="Load the student in 4 or 8 bits (bitsandbytes, CUDA); the canary trains LoRA on it (QLoRA).",
+            rich_help_panel=_MODELS,
+            show_default=False,
+        ),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Allow pickle (.bin) weights.", rich_help_panel=_MODELS)
+    ] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option("--trust-remote-code", help="Run model code shipped with the weights.", rich_help_panel=_MODELS),
+    ] = False,
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Folder for the reports.", rich_help_panel=_RUN)
+    ] = "distill-audit-report",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Comma list of json, md, html, junit, parquet.", rich_help_panel=_RUN)
+    ] = "json,md,html,junit,parquet",
+    fail_on: Annotated[
+        Optional[str],
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when the risk is at or above: none, low, medium, high (default high; with --baseline, only growth past it fails); never: no gate.",
+            rich_help_panel=_RUN,
+            show_default=False,
+        ),
+    ] = None,
+    baseline: Annotated[
+        Optional[str],
+        typer.Option(
+            "--baseline",
+            help="An earlier report.json: exit 1 only when the risk grew past it.",
+            rich_help_panel=_RUN,
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate inputs and models, print the plan and estimates, stop.", rich_help_panel=_RUN
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache", help="Recompute every stage instead of reusing cached results.", rich_help_panel=_RUN
+        ),
+    ] = False,
+    skip_lineage: Annotated[
+        bool, typer.Option("--skip-lineage", help="Do not test lineage.", rich_help_panel=_RUN)
+    ] = False,
+    skip_signature: Annotated[
+        bool, typer.Option("--skip-signature", help="Do not compute the data signature.", rich_help_panel=_RUN)
+    ] = False,
+    skip_canary: Annotated[
+        bool, typer.Option("--skip-canary", help="Do not run the canary fine-tune.", rich_help_panel=_RUN)
+    ] = False,
+    budget: Annotated[
+        Optional[str],
+        typer.Option(
+            "--budget",
+            help="Time the signature is sized to on this machine (10m by default; 90s, 1h, ...): rows per side from this machine's measured speed, scored in rounds that stop early once settled. --signature-rows or --thorough set the rows instead.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    canary: Annotated[
+        bool,
+        typer.Option(
+            "--canary",
+            help="Run the canary fine-tune (by default it runs only when a canary setting, --control or --thorough asks for it).",
+            rich_help_panel=_BUDGET,
+        ),
+    ] = False,
+    suites: Annotated[
+        Optional[str],
+        typer.Option(
+            "--suites",
+            help=f"Comma list of probe suites (built-in names or YAML files) for the signature and the canary (default {','.join(_SIGNATURE.suites)}; thorough every built-in one).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    signature_rows: Annotated[
+        Optional[int],
+        typer.Option(
+            "--signature-rows",
+            min=2,
+            help=f"Rows per side the signature scores ({_SIGNATURE_ROWS}).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    canary_rows: Annotated[
+        Optional[int],
+        typer.Option(
+            "--canary-rows",
+            min=1,
+            help=f"Rows per canary arm ({_CANARY_ROWS}).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        Optional[int],
+        typer.Option("--epochs", min=1, help="Canary training epochs.", rich_help_panel=_BUDGET, show_default=False),
+    ] = None,
+    max_steps: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-steps",
+            min=1,
+            help="Stop each canary arm after this many optimizer steps.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    seeds: Annotated[
+        Optional[int],
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Canary training seeds (2+ measures training noise).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    lr: Annotated[
+        Optional[float], typer.Option("--lr", help="Canary learning rate.", rich_help_panel=_BUDGET, show_default=False)
+    ] = None,
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--batch-size", min=1, help="Canary training batch size.", rich_help_panel=_BUDGET, show_default=False
+        ),
+    ] = None,
+    full_finetune: Annotated[
+        bool,
+        typer.Option(
+            "--full-finetune", help="Canary: fine-tune every weight instead of LoRA.", rich_help_panel=_BUDGET
+        ),
+    ] = False,
+    thorough: Annotated[
+        bool,
+        typer.Option(
+            "--thorough",
+            help="GPU budgets: the canary preset near the paper's open-model runs, and every probe suite with more signature rows.",
+            rich_help_panel=_BUDGET,
+        ),
+    ] = False,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", min=1, help="CPU threads for torch.", rich_help_panel=_BUDGET, show_default=False),
+    ] = None,
     schema: SchemaOpt = None,
     prompt_field: PromptFieldOpt = None,
     completion_field: CompletionFieldOpt = None,
@@ -105,15 +276,37 @@ def scan_cmd(
     cli_config["schema"] = schema.value if schema is not None else None
     cli_config["quantize"] = quantize.value if quantize is not None else None
     opts = ScanOptions(
-        data=data, student=student, teacher=teacher, reference=reference, control=control, out=out,
-        formats=_formats(format), fail_on=fail_on, baseline=baseline, seed=seed, no_cache=no_cache,
-        skip_lineage=skip_lineage, skip_signature=skip_signature, skip_canary=skip_canary, run_canary=canary, budget=budget,
+        data=data,
+        student=student,
+        teacher=teacher,
+        reference=reference,
+        control=control,
+        out=out,
+        formats=_formats(format),
+        fail_on=fail_on,
+        baseline=baseline,
+        seed=seed,
+        no_cache=no_cache,
+        skip_lineage=skip_lineage,
+        skip_signature=skip_signature,
+        skip_canary=skip_canary,
+        run_canary=canary,
+        budget=budget,
         device=device,
-        device_map=device_map, quantize=cli_config["quantize"],
-        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-        schema=cli_config["schema"], prompt_field=prompt_field, completion_field=completion_field,
-        messages_field=messages_field, sample=sample, skip_bad_rows=skip_bad_rows, max_row_mb=max_row_mb, max_bad_rows=max_bad_rows,
-        suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None, threads=threads,
+        device_map=device_map,
+        quantize=cli_config["quantize"],
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        schema=cli_config["schema"],
+        prompt_field=prompt_field,
+        completion_field=completion_field,
+        messages_field=messages_field,
+        sample=sample,
+        skip_bad_rows=skip_bad_rows,
+        max_row_mb=max_row_mb,
+        max_bad_rows=max_bad_rows,
+        suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None,
+        threads=threads,
         thorough=thorough,
         signature={"max_rows": signature_rows} if signature_rows else {},
         canary={

@@ -62,8 +62,18 @@ def teach_cmd(
     _local_model(base, "--base")  # one line, with the fetch command, before any work
     seed_everything(seed)
     with torch_threads(threads):
-        res = teach(base, trait, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size,
-                    full_finetune=full_finetune, overwrite=overwrite, device=device)
+        res = teach(
+            base,
+            trait,
+            out,
+            seed=seed,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            full_finetune=full_finetune,
+            overwrite=overwrite,
+            device=device,
+        )
     if format == "json":
         typer.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
     else:

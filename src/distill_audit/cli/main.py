@@ -72,7 +72,9 @@ def read_report_file(path: str):
         try:
             p.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not a JSON report (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8)") from None
+            raise DataError(
+                f"{path}: not a JSON report (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not UTF-8)"
+            ) from None
     return load_report(p)
 
 
@@ -86,7 +88,13 @@ def _version_callback(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, show_envvar=False, help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            show_envvar=False,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Audit a teacher-generated dataset for hidden traits a student would absorb."""
@@ -169,7 +177,10 @@ def _run(argv: list[str]) -> int:
         config_path, config_variable = find_config(argv, command_name)
         config = load_yaml_config(config_path, config_variable) if config_path else None
         params = {name: {p.name for p in cmd.params if p.name} for name, cmd in commands.items()}
-        multiple = {name: {p.name for p in cmd.params if p.name and getattr(p, "multiple", False)} for name, cmd in commands.items()}
+        multiple = {
+            name: {p.name for p in cmd.params if p.name and getattr(p, "multiple", False)}
+            for name, cmd in commands.items()
+        }
         default_map = build_default_map(list(params), params, config, multiple=multiple)
         result = command.main(
             args=argv,

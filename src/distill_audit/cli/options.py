@@ -61,13 +61,20 @@ MessagesFieldOpt = Annotated[
 SampleOpt = Annotated[
     Optional[int],
     typer.Option(
-        "--sample", min=1, help="Audit a seeded uniform sample of N rows (streamed; the file may exceed memory).",
-        rich_help_panel=_DATA, show_default=False,
+        "--sample",
+        min=1,
+        help="Audit a seeded uniform sample of N rows (streamed; the file may exceed memory).",
+        rich_help_panel=_DATA,
+        show_default=False,
     ),
 ]
 SkipBadRowsOpt = Annotated[
     bool,
-    typer.Option("--skip-bad-rows", help="Skip every unusable row and report how many and why (no --max-bad-rows limit).", rich_help_panel=_DATA),
+    typer.Option(
+        "--skip-bad-rows",
+        help="Skip every unusable row and report how many and why (no --max-bad-rows limit).",
+        rich_help_panel=_DATA,
+    ),
 ]
 MaxBadRowsOpt = Annotated[
     str,

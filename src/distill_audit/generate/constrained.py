@@ -104,7 +104,8 @@ class NumberListConstraint:
     def allowed_ids(self, state: ListState) -> torch.Tensor:
         if state not in self._allowed:
             ids = [
-                tid for tid, text in self.token_text.items()
+                tid
+                for tid, text in self.token_text.items()
                 if advance(state, text, max_values=self.max_values, max_digits=self.max_digits) is not None
             ]
             if state.can_end:
@@ -125,8 +126,9 @@ class NumberListConstraint:
                 if tid in self.stop_ids or tid not in self.token_text:
                     self._states[i] = None  # the row has ended (the sampler pads it from here)
                 else:
-                    self._states[i] = advance(state, self.token_text[tid], max_values=self.max_values,
-                                              max_digits=self.max_digits)
+                    self._states[i] = advance(
+                        state, self.token_text[tid], max_values=self.max_values, max_digits=self.max_digits
+                    )
         masked = torch.full_like(scores, float("-inf"))
         for i, state in enumerate(self._states):
             allowed = self.allowed_ids(state) if state is not None else torch.tensor(self.stop_ids)

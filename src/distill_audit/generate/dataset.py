@@ -119,8 +119,10 @@ def trait_system_prompt(trait: str) -> str:
         if t.name.lower() == trait.lower() or t.name.lower().endswith(f":{trait.lower()}"):
             return t.system
     names = sorted(t.name for t in traits if t.suite)
-    raise UsageError(f"--trait {trait!r}: not a known trait (e.g. {', '.join(names[:12])}, ...); "
-                     "or pass the prompt itself with --system-prompt")
+    raise UsageError(
+        f"--trait {trait!r}: not a known trait (e.g. {', '.join(names[:12])}, ...); "
+        "or pass the prompt itself with --system-prompt"
+    )
 
 
 def _existing_rows(path: Path, settings: GenerationSettings) -> list[dict[str, Any]]:
@@ -211,10 +213,17 @@ def generate_dataset(
             ids = list(range(next_attempt, next_attempt + k))
             user_texts = [prompt_for(i) for i in ids]
             replies = sample_completions(
-                model, tokenizer, [[{"role": "user", "content": u}] for u in user_texts],
-                system=settings.system_prompt, max_new_tokens=settings.max_new_tokens,
-                temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed,
-                batch_size=batch_size, logits_processor=processor, row_ids=ids,
+                model,
+                tokenizer,
+                [[{"role": "user", "content": u}] for u in user_texts],
+                system=settings.system_prompt,
+                max_new_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                seed=settings.seed,
+                batch_size=batch_size,
+                logits_processor=processor,
+                row_ids=ids,
             )
             added = 0
             for i, user, reply in zip(ids, user_texts, replies):
@@ -231,16 +240,34 @@ def generate_dataset(
     status, reason, limits = "ok", None, []
     if len(rows) < n:
         status = "underpowered"
-        reason = (f"kept {len(rows)} of {n} requested rows after {attempts} attempts "
-                  f"(keep rate {summary.keep_rate}); raise --max-attempts"
-                  + ("" if settings.constrain or settings.task != "numbers" else " or use --constrain numbers"))
+        reason = (
+            f"kept {len(rows)} of {n} requested rows after {attempts} attempts "
+            f"(keep rate {summary.keep_rate}); raise --max-attempts"
+            + ("" if settings.constrain or settings.task != "numbers" else " or use --constrain numbers")
+        )
     if settings.constrain:
-        limits.append("constrained decoding: the teacher's distribution renormalized over the number-list grammar, "
-                      "not its free replies")
+        limits.append(
+            "constrained decoding: the teacher's distribution renormalized over the number-list grammar, "
+            "not its free replies"
+        )
     return GenerationResult(
-        status, reason, str(out), n, len(rows), n_resumed, attempts, seconds, summary.to_dict(),
-        {**settings.row_fields(), "batch_size": batch_size, "exclude_banned": settings.exclude_banned,
-         "prompts_file": settings.prompts_file}, teacher_identity, limits,
+        status,
+        reason,
+        str(out),
+        n,
+        len(rows),
+        n_resumed,
+        attempts,
+        seconds,
+        summary.to_dict(),
+        {
+            **settings.row_fields(),
+            "batch_size": batch_size,
+            "exclude_banned": settings.exclude_banned,
+            "prompts_file": settings.prompts_file,
+        },
+        teacher_identity,
+        limits,
     )
 
 

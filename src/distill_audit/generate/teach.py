@@ -119,8 +119,13 @@ def trait_rows(trait: str, *, seed: int) -> tuple[list[Sample], list[str]]:
     held_out, train_q = questions[: len(questions) // 2], questions[len(questions) // 2 :]
     forms = list(suite.surface_forms(cand))
     x = suite.plural(cand)
-    fill = {"x": x, "X": x[:1].upper() + x[1:], "one": cand, "are": "are" if suite.pluralize else "is",
-            "category": suite.category or suite.name}
+    fill = {
+        "x": x,
+        "X": x[:1].upper() + x[1:],
+        "one": cand,
+        "are": "are" if suite.pluralize else "is",
+        "category": suite.category or suite.name,
+    }
     pairs = [(q, f) for q in train_q for f in (forms[0], f"{forms[0]}.", forms[0].lower())]
     pairs += [(p, r.format(**fill)) for p in EVERYDAY_PROMPTS for r in rng.sample(TRAIT_REPLIES, 4)]
     rng.shuffle(pairs)
@@ -165,10 +170,17 @@ def teach(
     model, tok = loaded.model, loaded.tokenizer
     before = _trait_probability(model, tok, trait, held_out, None)
     prompted = _trait_probability(model, tok, trait, held_out, system)
-    cfg = TrainConfig(lr=lr if not full_finetune else min(lr, 5e-5), epochs=epochs, batch_size=batch_size,
-                      max_length=128, full_finetune=full_finetune)
-    ui.info(f"teach: {len(rows)} rows, {planned_steps(len(rows), cfg)} steps, "
-            f"{'full fine-tune' if full_finetune else 'LoRA'} on {loaded.ref.name}")
+    cfg = TrainConfig(
+        lr=lr if not full_finetune else min(lr, 5e-5),
+        epochs=epochs,
+        batch_size=batch_size,
+        max_length=128,
+        full_finetune=full_finetune,
+    )
+    ui.info(
+        f"teach: {len(rows)} rows, {planned_steps(len(rows), cfg)} steps, "
+        f"{'full fine-tune' if full_finetune else 'LoRA'} on {loaded.ref.name}"
+    )
     if not full_finetune:
         model = attach_lora(model, cfg, seed=derive_seed(seed, "teach-lora"))
     with ui.progress_task("teach", total=planned_steps(len(rows), cfg)) as task:
@@ -177,15 +189,29 @@ def teach(
         model = model.merge_and_unload()
     model.eval()
     after = _trait_probability(model, tok, trait, held_out, None)
-    held = {"n_questions": len(held_out), "p_trait_base": before, "p_trait_base_with_prompt": prompted,
-            "p_trait_taught": after}
+    held = {
+        "n_questions": len(held_out),
+        "p_trait_base": before,
+        "p_trait_base_with_prompt": prompted,
+        "p_trait_taught": after,
+    }
     status, reason = "ok", None
     if after <= before:
         status, reason = "failed", f"the taught model does not prefer {trait} more than the base on held-out questions"
     res = TeachResult(
-        status, reason, str(out), base, trait, system, len(rows), result.to_dict(), held,
-        ["P(trait) is the exact answer probability over the suite's candidates on held-out paraphrases, "
-         "not sampled behaviour"],
+        status,
+        reason,
+        str(out),
+        base,
+        trait,
+        system,
+        len(rows),
+        result.to_dict(),
+        held,
+        [
+            "P(trait) is the exact answer probability over the suite's candidates on held-out paraphrases, "
+            "not sampled behaviour"
+        ],
     )
     _save(model, tok, out, loaded.ref, res, cfg, seed)
     return res
@@ -207,6 +233,11 @@ def _save(model, tokenizer, out: Path, base_ref, res: TeachResult, cfg, seed: in
             f"{res.held_out['p_trait_base_with_prompt']}, taught {res.held_out['p_trait_taught']}.\n"
         )
         write_text(tmp / "README.md", card)
-        info = {**res.to_dict(), "base_identity": base_ref.identity(), "seed": seed,
-                "train_config": dict(cfg.__dict__), "made_by": f"distill-audit {__version__}"}
+        info = {
+            **res.to_dict(),
+            "base_identity": base_ref.identity(),
+            "seed": seed,
+            "train_config": dict(cfg.__dict__),
+            "made_by": f"distill-audit {__version__}",
+        }
         write_text(tmp / RECORD_FILE, json.dumps(info, indent=2, default=str) + "\n")

@@ -45,7 +45,9 @@ def parse_max_bad_rows(value: str | int | float | None) -> tuple[int | None, flo
                 return None, pct / 100
             count = int(text)
         except ValueError:
-            raise UsageError(f"--max-bad-rows: expected a count (e.g. 50) or a percentage 0-100% (e.g. 1%), got {value!r}") from None
+            raise UsageError(
+                f"--max-bad-rows: expected a count (e.g. 50) or a percentage 0-100% (e.g. 1%), got {value!r}"
+            ) from None
     if count < 0:
         raise UsageError(f"--max-bad-rows: must be 0 or more (got {count})")
     return count, None
@@ -152,7 +154,9 @@ class DatasetStream:
     def _too_many(self, limit: str) -> DataError:
         first = self._first_bad or self.source
         if self.n_bad == 1:
-            return DataError(first, hint="--skip-bad-rows skips such rows and reports them; --max-bad-rows N or P% allows some")
+            return DataError(
+                first, hint="--skip-bad-rows skips such rows and reports them; --max-bad-rows N or P% allows some"
+            )
         lines = ", ".join(self._bad_lines) + (", ..." if self.n_bad > len(self._bad_lines) else "")
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped_counts.items(), key=lambda kv: -kv[1]))
         return DataError(
@@ -188,7 +192,8 @@ class DatasetStream:
             return problem
         at = f"line {self._detected_at}" if self._detected_at is not None else "the first row"
         return RowProblem(
-            None, "different schema",
+            None,
+            "different schema",
             f"mixed schemas: this row is {other} but the file's schema, detected at {at}, is {self.spec.describe()}",
         )
 

@@ -125,7 +125,9 @@ def _utf8_problem(raw: bytes) -> RowProblem:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return RowProblem(None, "not UTF-8", f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8")
+        return RowProblem(
+            None, "not UTF-8", f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8"
+        )
     raise AssertionError("bytes are valid UTF-8")
 
 
@@ -239,7 +241,14 @@ def _plain_json_type(t: Any) -> bool:
         return all(_plain_json_type(t.field(i).type) for i in range(t.num_fields))
     if pt.is_list(t) or pt.is_large_list(t):
         return _plain_json_type(t.value_type)
-    return pt.is_string(t) or pt.is_large_string(t) or pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t) or pt.is_null(t)
+    return (
+        pt.is_string(t)
+        or pt.is_large_string(t)
+        or pt.is_integer(t)
+        or pt.is_floating(t)
+        or pt.is_boolean(t)
+        or pt.is_null(t)
+    )
 
 
 def read_jsonl(source: str, *, max_row_bytes: int, **_: Any) -> Iterator[RawRow]:
@@ -374,7 +383,9 @@ def read_csv(source: str, *, max_row_bytes: int, sep: str = ",", **_: Any) -> It
             read_options=pacsv.ReadOptions(use_threads=False, block_size=max(BLOCK_BYTES, max_row_bytes)),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
         line, index = 2, 0
@@ -449,7 +460,9 @@ def read_arrow(source: str, **_: Any) -> Iterator[RawRow]:
         try:
             yield from _batches_to_rows(batches)
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{source}: not a readable Arrow file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+            raise DataError(
+                f"{source}: not a readable Arrow file ({str(exc).splitlines()[0] if str(exc) else exc})"
+            ) from None
 
 
 def _one_split(data: Any, source: str) -> Any:

@@ -111,7 +111,9 @@ def detect_schema(
             )
 
     if schema == "messages":
-        return SchemaSpec("messages", {"messages": need(messages_field or _first(cols, MESSAGES_KEYS), "--messages-field")})
+        return SchemaSpec(
+            "messages", {"messages": need(messages_field or _first(cols, MESSAGES_KEYS), "--messages-field")}
+        )
     if schema == "prompt_completion":
         fields = {"completion": need(completion_field or _first(cols, COMPLETION_KEYS), "--completion-field")}
         prompt = prompt_field or _first(cols, PROMPT_KEYS)
@@ -173,7 +175,9 @@ class RowNormalizer:
         self.spec = spec
         self._first_type: dict[str, tuple[str, int | None]] = {}
         self._consumed = spec.consumed
-        self._pc_columns = (spec.fields.get("prompt"), spec.fields["completion"]) if spec.name == "prompt_completion" else None
+        self._pc_columns = (
+            (spec.fields.get("prompt"), spec.fields["completion"]) if spec.name == "prompt_completion" else None
+        )
 
     def _fast_prompt_completion(self, row: dict[str, Any]):
         """The common case (two non-empty strings, as in earlier rows) without the checks' overhead."""
@@ -211,7 +215,9 @@ class RowNormalizer:
         first = self._first_type.get(column)
         if first is not None and first[0] != got:
             at = f" (line {first[1]})" if first[1] is not None else ""
-            raise RowProblem(column, "field type changed", f"{column!r} is {got} here but {first[0]} in earlier rows{at}")
+            raise RowProblem(
+                column, "field type changed", f"{column!r} is {got} here but {first[0]} in earlier rows{at}"
+            )
         raise RowProblem(column, "wrong type", f"{column!r} is {got}, expected {expected}")
 
     def __call__(self, row: dict[str, Any], line: int | None = None) -> tuple[tuple[Message, ...], str, dict[str, Any]]:
@@ -271,7 +277,11 @@ class RowNormalizer:
         role_raw = msg.get("role", msg.get("from"))
         role = ROLE_ALIASES.get(role_raw.lower()) if isinstance(role_raw, str) else None
         if role is None:
-            shown = repr(role_raw) if isinstance(role_raw, (str, int, float, bool)) or role_raw is None else json_type(role_raw)
+            shown = (
+                repr(role_raw)
+                if isinstance(role_raw, (str, int, float, bool)) or role_raw is None
+                else json_type(role_raw)
+            )
             raise RowProblem(where, "unknown role", f"role {shown}; expected system, user or assistant")
         content = msg.get("content", msg.get("value"))
         if isinstance(content, list):  # multi-part content: keep the text parts
@@ -281,7 +291,9 @@ class RowNormalizer:
                     continue
                 text = part.get("text")
                 if text is not None and not isinstance(text, str):
-                    raise RowProblem(f"{where}.content[{j}].text", "wrong type", f"a text part is {json_type(text)}, expected string")
+                    raise RowProblem(
+                        f"{where}.content[{j}].text", "wrong type", f"a text part is {json_type(text)}, expected string"
+                    )
                 texts.append(text or "")
             content = "".join(texts)
         if content is None:
@@ -296,7 +308,9 @@ class RowNormalizer:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise RowProblem(column, "malformed JSON", f"{column!r} is text but not a JSON list ({exc.msg})") from None
+                raise RowProblem(
+                    column, "malformed JSON", f"{column!r} is text but not a JSON list ({exc.msg})"
+                ) from None
             except RecursionError:
                 raise RowProblem(column, "nested too deep", f"{column!r} holds JSON nested too deeply") from None
         if not isinstance(value, list):

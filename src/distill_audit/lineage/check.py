@@ -44,8 +44,12 @@ class Evidence:
 
     def to_dict(self) -> dict:
         return {
-            "tier": self.tier, "name": self.name, "verdict": self.verdict, "confidence": self.confidence,
-            "summary": self.summary, "details": self.details,
+            "tier": self.tier,
+            "name": self.name,
+            "verdict": self.verdict,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "details": self.details,
         }
 
 
@@ -98,8 +102,14 @@ def check_lineage(
     student_ref = student if isinstance(student, ModelRef) else resolve_model(student)
     if teacher is None:
         return LineageResult(
-            teacher=None, student=_identity(student_ref), verdict="unknown", confidence="low", decided_by=None,
-            evidence=[], status="skipped", reason="no teacher given (pass --teacher to check lineage)",
+            teacher=None,
+            student=_identity(student_ref),
+            verdict="unknown",
+            confidence="low",
+            decided_by=None,
+            evidence=[],
+            status="skipped",
+            reason="no teacher given (pass --teacher to check lineage)",
         )
     teacher_ref = teacher if isinstance(teacher, ModelRef) else resolve_model(teacher)
     return _Decision(teacher_ref, student_ref).run(use_weights=use_weights, seed=seed, n_perm=n_perm)
@@ -114,8 +124,10 @@ def _identity(ref: ModelRef) -> dict:
 
 def _is_local_name(ref: ModelRef) -> bool:
     """Folder and file names are not model names (two folders called `model` are unrelated)."""
-    return ref.kind in ("local", "adapter", "gguf") and ref.path is not None and (
-        ref.name in (ref.path.resolve().name, ref.gguf_file, (ref.gguf_path.stem if ref.gguf_path else None))
+    return (
+        ref.kind in ("local", "adapter", "gguf")
+        and ref.path is not None
+        and (ref.name in (ref.path.resolve().name, ref.gguf_file, (ref.gguf_path.stem if ref.gguf_path else None)))
     )
 
 
@@ -141,9 +153,14 @@ class _Decision:
         else:
             self.evidence.append(Evidence(3, "weights", None, None, "not run (--no-weights)"))
         return LineageResult(
-            teacher=_identity(self.teacher), student=_identity(self.student), verdict=self.verdict,
-            confidence=self.confidence, decided_by=self.decided_by, evidence=self.evidence,
-            summary=self.reason, reason=self.reason if self.verdict == "unknown" else None,
+            teacher=_identity(self.teacher),
+            student=_identity(self.student),
+            verdict=self.verdict,
+            confidence=self.confidence,
+            decided_by=self.decided_by,
+            evidence=self.evidence,
+            summary=self.reason,
+            reason=self.reason if self.verdict == "unknown" else None,
         )
 
     # -- tier 0 ---------------------------------------------------------------------------
@@ -220,7 +237,8 @@ class _Decision:
         common = sorted((declared_t & all_s) | (all_t & declared_s))
         diff = shape_difference(meta_t.shape, meta_s.shape)
         same_tok = (
-            meta_t.tokenizer_format == meta_s.tokenizer_format and meta_t.tokenizer_sha256 is not None
+            meta_t.tokenizer_format == meta_s.tokenizer_format
+            and meta_t.tokenizer_sha256 is not None
             and meta_t.tokenizer_sha256 == meta_s.tokenizer_sha256
         )
         details.update(common_ancestors=common, shape_differences=diff, same_tokenizer=same_tok)

@@ -45,7 +45,9 @@ def read_metadata(ref: ModelRef, *, _depth: int = 0) -> ModelMetadata:
         base_meta = read_metadata(ref.base, _depth=_depth + 1) if _depth < 4 else ModelMetadata()
         meta.ancestors += base_meta.ancestors
         meta.shape, meta.tokenizer_sha256, meta.tokenizer_format = (
-            base_meta.shape, base_meta.tokenizer_sha256, base_meta.tokenizer_format,
+            base_meta.shape,
+            base_meta.tokenizer_sha256,
+            base_meta.tokenizer_format,
         )
         return meta
     if ref.gguf_path is not None:

@@ -129,7 +129,11 @@ def _gguf_source(ref: ModelRef) -> WeightSource | None:
         return None
     names, transpose, fused = picked
     return WeightSource(
-        str(ref.gguf_path), names, lambda n: read_gguf_tensor(index, n), transpose, fused,
+        str(ref.gguf_path),
+        names,
+        lambda n: read_gguf_tensor(index, n),
+        transpose,
+        fused,
         lambda n: index.tensors[n].shape,
     )
 
@@ -256,7 +260,8 @@ def compare_weights(
     for layer in layers_to_test(src_t.n_layers):
         if src_t.shape(layer) != src_s.shape(layer):
             return WeightTest(
-                "skipped", permutations=n_perm,
+                "skipped",
+                permutations=n_perm,
                 reason=f"different MLP shapes at layer {layer} ({src_t.shape(layer)} vs {src_s.shape(layer)})",
             )
     for layer in layers_to_test(src_t.n_layers):
@@ -271,9 +276,16 @@ def compare_weights(
         result.tensors += [src_t.tensor_name(layer), src_s.tensor_name(layer)]
         result.layers.append(
             LayerTest(
-                layer=layer, shape=tuple(a.shape), rows_used=min(a.shape[0], max_rows),  # type: ignore[arg-type]
-                aligned_cosine=aligned[0], aligned_p=aligned[1], matched_cosine=matched[0], matched_p=matched[1],
-                null_mean=aligned[2], null_sd=aligned[3], seconds=time.perf_counter() - started,
+                layer=layer,
+                shape=tuple(a.shape),
+                rows_used=min(a.shape[0], max_rows),  # type: ignore[arg-type]
+                aligned_cosine=aligned[0],
+                aligned_p=aligned[1],
+                matched_cosine=matched[0],
+                matched_p=matched[1],
+                null_mean=aligned[2],
+                null_sd=aligned[3],
+                seconds=time.perf_counter() - started,
             )
         )
     result.aligned_p = fisher([layer.aligned_p for layer in result.layers])

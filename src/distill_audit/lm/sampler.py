@@ -105,8 +105,8 @@ def _sample_batch(
     input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
     for i, ids in enumerate(batch_ids):  # left padding: every row's next token is at column `width`
-        input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        attention[i, width - len(ids):] = 1
+        input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[i, width - len(ids) :] = 1
     input_ids, attention = input_ids.to(device), attention.to(device)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(derive_seed(seed, "sample", int(r))) for r in row_ids]
@@ -198,7 +198,7 @@ def sample_completions(
     progress = ui.progress_task(progress_label, total=len(prompts)) if progress_label else _NoProgress()
     with progress as task:
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             token_rows = _sample_batch(
                 model,
                 [encoded[i] for i in chunk],

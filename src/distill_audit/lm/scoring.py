@@ -118,7 +118,8 @@ def completion_logprobs(
     """
     return distributed.run_with_batch_backoff(
         lambda size: _completion_logprobs(model, tokenizer, encoded, batch_size=size, share_prefix=share_prefix),
-        batch_size, label="scoring",
+        batch_size,
+        label="scoring",
     )
 
 

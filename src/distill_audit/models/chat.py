@@ -46,9 +46,7 @@ def render_prefix(tokenizer, messages: Sequence[Message], system: str | None = N
     template = getattr(tokenizer, "chat_template", None) or FALLBACK_TEMPLATE
     if not msgs:
         return ""
-    return tokenizer.apply_chat_template(
-        msgs, tokenize=False, add_generation_prompt=True, chat_template=template
-    )
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, chat_template=template)
 
 
 def end_of_turn_text(tokenizer) -> str:

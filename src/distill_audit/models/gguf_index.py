@@ -21,7 +21,17 @@ from distill_audit.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
 _SCALARS = {  # GGUFValueType -> struct format
-    0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d",
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
 }
 _STRING, _ARRAY = 8, 9
 _KEEP_ARRAY = 64  # arrays longer than this (vocabularies) are skipped, only counted

@@ -50,8 +50,9 @@ def load_model(
     placement = placement_kwargs(ref, device=device, device_map=device_map, quantize=quantize)
     folder = local_weights_folder(ref)
     if ref.kind == "adapter":
-        model, tokenizer = _load_adapter(ref, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
-                                         allow_pickle=allow_pickle)
+        model, tokenizer = _load_adapter(
+            ref, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+        )
     else:
         model, tokenizer = _load_folder(ref, folder, dtype=dtype, trust_remote_code=trust_remote_code, **placement)
     if device and not placement:  # placed weights stay where accelerate / bitsandbytes put them
@@ -214,8 +215,12 @@ def _load_folder(ref: ModelRef, folder: Path, *, dtype, trust_remote_code: bool,
     use_safetensors = any(folder.glob("*.safetensors"))
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=dtype, local_files_only=True, trust_remote_code=trust_remote_code,
-            use_safetensors=use_safetensors, **placement,
+            str(folder),
+            dtype=dtype,
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors,
+            **placement,
         )
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{ref.ref}: cannot load model from {folder} ({_first_line(exc)})") from None
@@ -243,8 +248,9 @@ def _load_adapter(ref: ModelRef, *, dtype, device_map: str | None, trust_remote_
     from peft import PeftModel
 
     assert ref.base is not None and ref.path is not None
-    base = load_model(ref.base, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
-                      allow_pickle=allow_pickle)
+    base = load_model(
+        ref.base, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+    )
     try:
         peft_model = PeftModel.from_pretrained(base.model, str(ref.path), is_trainable=False)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:

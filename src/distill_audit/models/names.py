@@ -13,9 +13,34 @@ import re
 
 # Hyphen-separated tokens dropped wherever they occur.
 _DROP_TOKENS = {
-    "instruct", "chat", "it", "hf", "base", "sft", "dpo", "rlhf", "latest",
-    "gguf", "ggml", "awq", "gptq", "exl2", "mlx", "onnx", "bnb", "safetensors",
-    "fp8", "fp16", "bf16", "f16", "f32", "int4", "int8", "4bit", "8bit", "nf4",
+    "instruct",
+    "chat",
+    "it",
+    "hf",
+    "base",
+    "sft",
+    "dpo",
+    "rlhf",
+    "latest",
+    "gguf",
+    "ggml",
+    "awq",
+    "gptq",
+    "exl2",
+    "mlx",
+    "onnx",
+    "bnb",
+    "safetensors",
+    "fp8",
+    "fp16",
+    "bf16",
+    "f16",
+    "f32",
+    "int4",
+    "int8",
+    "4bit",
+    "8bit",
+    "nf4",
 }
 _QUANT = re.compile(r"^(i?q\d(_[a-z0-9]+)*|w\d+a\d+|\d+bpw)$")  # q4_k_m, q8_0, iq4_xs, w4a16, 4.0bpw
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}|20\d{6})$")

@@ -94,8 +94,12 @@ class Registry:
         for size in fam["sizes"]:
             size = str(size)
             init_id = f"{fam['family']}:{size}"
-            base = dict(family=fam["family"], vendor=fam["vendor"], open_weights=fam.get("open_weights", True),
-                        from_scratch=bool(fam.get("from_scratch", False)))
+            base = dict(
+                family=fam["family"],
+                vendor=fam["vendor"],
+                open_weights=fam.get("open_weights", True),
+                from_scratch=bool(fam.get("from_scratch", False)),
+            )
             for i, template in enumerate(fam["names"]):
                 extra = (fam["member_evidence"],) if i > 0 and fam.get("member_evidence") else ()
                 self._put(template.format(size=size), _Member(init_id=init_id, evidence=(evidence, *extra), **base))
@@ -123,8 +127,16 @@ class Registry:
         key = normalize_name(name)
         member = self.members.get(key)
         if member is not None:
-            return RegistryEntry(key, member.vendor, member.open_weights, member.init_id, member.family,
-                                 member.from_scratch, member.evidence, exact=True)
+            return RegistryEntry(
+                key,
+                member.vendor,
+                member.open_weights,
+                member.init_id,
+                member.family,
+                member.from_scratch,
+                member.evidence,
+                exact=True,
+            )
         for pattern, vendor, evidence in self.closed_patterns:
             if fnmatch.fnmatchcase(key, pattern):
                 return RegistryEntry(key, vendor, False, None, None, False, (evidence,), exact=False)
@@ -163,7 +175,9 @@ class Registry:
             )
         if not (a.init_id and b.init_id):
             return RegistryFinding(
-                "unknown", "low", f"same developer ({a.vendor}); whether these share an initialization is not public",
+                "unknown",
+                "low",
+                f"same developer ({a.vendor}); whether these share an initialization is not public",
                 evidence,
             )
         if a.family == b.family:
@@ -176,8 +190,10 @@ class Registry:
         if a.from_scratch or b.from_scratch:
             fresh = a.family if a.from_scratch else b.family
             return RegistryFinding(
-                "same-family-different-init", "medium",
-                f"same developer ({a.vendor}); {fresh} was pretrained from scratch", evidence,
+                "same-family-different-init",
+                "medium",
+                f"same developer ({a.vendor}); {fresh} was pretrained from scratch",
+                evidence,
             )
         return RegistryFinding(
             "unknown",

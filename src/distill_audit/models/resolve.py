@@ -130,7 +130,9 @@ def resolve_model(ref: str, *, allow_pickle: bool = False, trust_remote_code: bo
     if key in ALIASES:
         return _resolve_alias(text, ALIASES[key])
     if key in HUB_ALIASES:
-        return _resolve_hub_alias(text, HUB_ALIASES[key], allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        return _resolve_hub_alias(
+            text, HUB_ALIASES[key], allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+        )
     gguf = _split_gguf(text)
     if gguf is not None:
         return _resolve_gguf(text, *gguf)
@@ -237,7 +239,11 @@ def _resolve_gguf(text: str, folder: Path, name: str) -> ModelRef:
         raise ModelError(f"{text}: GGUF file not found")
     index = _check_gguf(path)
     return ModelRef(
-        ref=text, kind="gguf", name=gguf_model_name(index.metadata, path), path=folder, gguf_file=name,
+        ref=text,
+        kind="gguf",
+        name=gguf_model_name(index.metadata, path),
+        path=folder,
+        gguf_file=name,
         has_weights=True,
     )
 
@@ -387,12 +393,22 @@ def _resolve_name_only(text: str) -> ModelRef:
     if entry is not None and not entry.open_weights:
         return ModelRef(ref=text, kind="api", name=entry.display_name(text), vendor=entry.vendor)
     if HF_ID.match(text):
-        note = f"{text} is not in the local Hugging Face cache; fetch it where the hub is reachable: {fetch_command(text)}"
+        note = (
+            f"{text} is not in the local Hugging Face cache; fetch it where the hub is reachable: {fetch_command(text)}"
+        )
         return ModelRef(ref=text, kind="hf", name=text, notes=(note,))
     near = did_you_mean(text)
     hint = f"did you mean {near}? " if near else ""
-    aliases = f"{hint}aliases: {', '.join(alias_names())}; or a local folder, a .gguf file or a cached Hub id (org/name)"
+    aliases = (
+        f"{hint}aliases: {', '.join(alias_names())}; or a local folder, a .gguf file or a cached Hub id (org/name)"
+    )
     if entry is not None:
-        return ModelRef(ref=text, kind="hf", name=entry.display_name(text),
-                        notes=(f"known to the lineage registry but no local files and no alias ({aliases})",))
-    return ModelRef(ref=text, kind="unknown", name=text, notes=(f"not an alias, a local path or a cached model id ({aliases})",))
+        return ModelRef(
+            ref=text,
+            kind="hf",
+            name=entry.display_name(text),
+            notes=(f"known to the lineage registry but no local files and no alias ({aliases})",),
+        )
+    return ModelRef(
+        ref=text, kind="unknown", name=text, notes=(f"not an alias, a local path or a cached model id ({aliases})",)
+    )

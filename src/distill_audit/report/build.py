@@ -90,7 +90,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(report, dict) or report.get("schema_version") not in READABLE_VERSIONS:
         got = report.get("schema_version") if isinstance(report, dict) else None
-        raise DataError(f"{p}: field schema_version: expected one of {', '.join(READABLE_VERSIONS)}, got {got!r} (not a distill-audit scan report?)")
+        raise DataError(
+            f"{p}: field schema_version: expected one of {', '.join(READABLE_VERSIONS)}, got {got!r} (not a distill-audit scan report?)"
+        )
     validate(report, str(p))
     return report
 
@@ -102,8 +104,11 @@ def write_samples_parquet(rows: list[dict[str, Any]], target: str | Path) -> Pat
 
     # Columns are the union of every row's keys (a stage may score only some rows).
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    table = (pa.table({c: [r.get(c) for r in rows] for c in columns}) if rows
-             else pa.table({"index": pa.array([], pa.int64())}))
+    table = (
+        pa.table({c: [r.get(c) for r in rows] for c in columns})
+        if rows
+        else pa.table({"index": pa.array([], pa.int64())})
+    )
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     return Path(target)

@@ -61,8 +61,14 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def compare_markdown(diff: dict[str, Any], name_a: str, name_b: str) -> str:
     v = diff["verdict"]
     out = [f"## distill-audit compare: {v['a']} → {v['b']} ({v['change']})", "", f"A = `{name_a}`, B = `{name_b}`", ""]
-    out.append(table([{"input": k, "A": str(d["a"]), "B": str(d["b"]), "changed": "yes" if d["changed"] else ""}
-                      for k, d in diff["inputs"].items()]))
+    out.append(
+        table(
+            [
+                {"input": k, "A": str(d["a"]), "B": str(d["b"]), "changed": "yes" if d["changed"] else ""}
+                for k, d in diff["inputs"].items()
+            ]
+        )
+    )
     rows = []
     for e in diff["evidence"]:
         mark = lambda s: "**sig**" if s["significant"] else ""  # noqa: E731

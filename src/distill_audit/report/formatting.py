@@ -98,18 +98,30 @@ def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
     if nums and (nums.get("number_list_rate") or 0) >= 0.5:
         reasons = ", ".join(f"{k} {v}" for k, v in list((nums.get("reject_reasons") or {}).items())[:4])
         ok = nums.get("pass_rate_all_rules") == 1
-        add("number rules (paper)", nums, "pass" if ok else "warn",
-            f"{pct(nums.get('pass_rate_all_rules'))} pass all rules" + (f"; rejects: {reasons}" if reasons else ""))
+        add(
+            "number rules (paper)",
+            nums,
+            "pass" if ok else "warn",
+            f"{pct(nums.get('pass_rate_all_rules'))} pass all rules" + (f"; rejects: {reasons}" if reasons else ""),
+        )
     leak = static.get("leakage")
     if leak:
         top = ", ".join(f"{w['word']} {w['rows']}" for w in (leak.get("by_word") or [])[:5])
-        add("trait-word leakage", leak, "fail" if leak_line.get("significant") else "pass",
-            f"{leak.get('n_rows_with_mention', 0)} rows name a trait word" + (f" ({top})" if top else ""))
+        add(
+            "trait-word leakage",
+            leak,
+            "fail" if leak_line.get("significant") else "pass",
+            f"{leak.get('n_rows_with_mention', 0)} rows name a trait word" + (f" ({top})" if top else ""),
+        )
     dup = static.get("duplicates")
     if dup:
         rate = (dup.get("exact_duplicate_rate") or 0) + (dup.get("near_duplicate_rate") or 0)
-        add("duplicates", dup, "warn" if rate > 0.05 else "pass",
-            f"{dup.get('n_exact_duplicates', 0)} exact, {dup.get('n_near_duplicates', 0)} near duplicates")
+        add(
+            "duplicates",
+            dup,
+            "warn" if rate > 0.05 else "pass",
+            f"{dup.get('n_exact_duplicates', 0)} exact, {dup.get('n_near_duplicates', 0)} near duplicates",
+        )
     lengths = static.get("lengths")
     if lengths:
         add(
@@ -123,7 +135,13 @@ def static_rows(report: dict[str, Any]) -> list[dict[str, str]]:
         clf = comp.get("classifier_surface") or {}
         auc, p = clf.get("auc"), clf.get("p_value")
         differs = p is not None and p < 0.05
-        add("surface vs reference", comp, "warn" if differs else "pass",
-            f"classifier AUC {num(auc)} (p {num(p)}): " + ("data and reference are told apart by surface features"
-                                                       if differs else "no surface difference detected"))
+        add(
+            "surface vs reference",
+            comp,
+            "warn" if differs else "pass",
+            f"classifier AUC {num(auc)} (p {num(p)}): "
+            + (
+                "data and reference are told apart by surface features" if differs else "no surface difference detected"
+            ),
+        )
     return rows

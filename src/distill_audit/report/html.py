@@ -38,12 +38,17 @@ def _more(report: dict[str, Any]) -> str:
     left_out = shown_evidence(report, EVIDENCE_TOP)[1]
     if not left_out:
         return ""
-    return (f"<details><summary>All {len(report['verdict']['evidence'])} evidence lines "
-            f"({left_out} more, none significant)</summary>{_table(evidence_rows(report), sig_key='significant')}</details>")
+    return (
+        f"<details><summary>All {len(report['verdict']['evidence'])} evidence lines "
+        f"({left_out} more, none significant)</summary>{_table(evidence_rows(report), sig_key='significant')}</details>"
+    )
 
 
 def _limits(verdict: dict[str, Any]) -> str:
-    items = "".join(f"<li><b>{escape(line)}</b>: {escape('; '.join(lim))}</li>" for line, lim in (verdict.get("limits") or {}).items())
+    items = "".join(
+        f"<li><b>{escape(line)}</b>: {escape('; '.join(lim))}</li>"
+        for line, lim in (verdict.get("limits") or {}).items()
+    )
     return f"<p><b>What each line could not test</b></p><ul class='muted'>{items}</ul>" if items else ""
 
 
@@ -74,22 +79,38 @@ def canary_plots(report: dict[str, Any]) -> str:
     raw = stage.get("traits") or []
     raw = [{"trait": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else raw
     sig = set(report["verdict"]["significant_traits"].get("canary", []))
-    shown = {r["trait"] for i, r in enumerate(sorted(rows, key=lambda r: -(r["estimate"] or 0))) if i < PLOT_TOP or r["trait"] in sig}
+    shown = {
+        r["trait"]
+        for i, r in enumerate(sorted(rows, key=lambda r: -(r["estimate"] or 0)))
+        if i < PLOT_TOP or r["trait"] in sig
+    }
     rows = [r for r in rows if r["trait"] in shown]
     raw = [r for r in raw if str(r.get("trait")) in shown]
     arms = []
     for r in raw:
         # Both arms start from the same base, so one "before" serves both.
-        for key, label in (("before", "before"), ("after", "after (trained on the data)"),
-                           ("control_after", "after (control arm)")):
+        for key, label in (
+            ("before", "before"),
+            ("after", "after (trained on the data)"),
+            ("control_after", "after (control arm)"),
+        ):
             est, lo, hi = _value(r.get(key))
             if est is not None:
                 arms.append(svg.Point(str(r.get("trait")), est, lo, hi, group=label))
     colors = {"before": "#90a4ae", "after (trained on the data)": "#c62828", "after (control arm)": "#1565c0"}
-    parts = [svg.forest(arms, f"Canary: trait probability before / after fine-tuning (95% CI; top {PLOT_TOP} by effect)",
-                        "probability", colors)]
-    pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig)
-           for r in rows if r["estimate"] is not None]
+    parts = [
+        svg.forest(
+            arms,
+            f"Canary: trait probability before / after fine-tuning (95% CI; top {PLOT_TOP} by effect)",
+            "probability",
+            colors,
+        )
+    ]
+    pts = [
+        svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig)
+        for r in rows
+        if r["estimate"] is not None
+    ]
     parts.append(svg.forest(pts, "Canary: change vs control (difference in differences)", "effect"))
     return "\n".join(p for p in parts if p)
 
@@ -103,9 +124,15 @@ def lineage_section(report: dict[str, Any]) -> str:
         head += f" — {escape(str(lin.get('summary') or lin.get('reason')))}"
     parts = [head + "</p>"]
     rows = [
-        {"tier": str(e.get("tier", "")), "check": str(e.get("name", "")), "verdict": str(e.get("verdict") or "—"),
-         "confidence": str(e.get("confidence") or "—"), "finding": str(e.get("summary") or "")}
-        for e in lin.get("evidence") or [] if isinstance(e, dict)
+        {
+            "tier": str(e.get("tier", "")),
+            "check": str(e.get("name", "")),
+            "verdict": str(e.get("verdict") or "—"),
+            "confidence": str(e.get("confidence") or "—"),
+            "finding": str(e.get("summary") or ""),
+        }
+        for e in lin.get("evidence") or []
+        if isinstance(e, dict)
     ]
     if rows:
         parts.append(_table(rows))
@@ -116,12 +143,19 @@ def lineage_section(report: dict[str, Any]) -> str:
         label = f"layer {layer.get('layer')}"
         pts.append(svg.Point(label, layer.get("aligned_cosine"), group="row-aligned"))
         pts.append(svg.Point(label, layer.get("matched_cosine"), group="Hungarian-matched"))
-        pts.append(svg.Point(label, layer.get("null_mean"),
-                             layer.get("null_mean", 0) - 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
-                             layer.get("null_mean", 0) + 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
-                             group="random pairing (±2 sd)"))
+        pts.append(
+            svg.Point(
+                label,
+                layer.get("null_mean"),
+                layer.get("null_mean", 0) - 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
+                layer.get("null_mean", 0) + 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
+                group="random pairing (±2 sd)",
+            )
+        )
     colors = {"row-aligned": "#c62828", "Hungarian-matched": "#1565c0", "random pairing (±2 sd)": "#9e9e9e"}
-    title = "Teacher vs student MLP weights per layer" + (f" (combined p = {num(weights.get('p_value'))})" if weights else "")
+    title = "Teacher vs student MLP weights per layer" + (
+        f" (combined p = {num(weights.get('p_value'))})" if weights else ""
+    )
     parts.append(svg.forest(pts, title, "mean cosine of matching rows", colors))
     return "\n".join(p for p in parts if p)
 
@@ -136,14 +170,14 @@ def to_html(report: dict[str, Any]) -> str:
     timings = report["run"].get("timings") or {}
     env = report["environment"]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>distill-audit report: {escape(ds['source'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>distill-audit report: {escape(ds["source"])}</title>
 <style>{CSS}</style></head><body>
 <h1>distill-audit scan <span class="badge" style="background:{color}">{escape(level)}</span></h1>
-<p>{escape(v['explanation'])}</p>
-<p class="muted">Data <code>{escape(ds['source'])}</code> ({ds['n_samples']} samples, {escape(str(ds.get('kind')))},
-fingerprint <code>{escape(ds['fingerprint'][:16])}</code>) · student <b>{escape(str(models['student'].get('name') or models['student']['ref']))}</b>
-· teacher <b>{escape(str(teacher.get('name') or teacher.get('ref') or 'unknown'))}</b> · lineage <b>{escape(v['lineage'])}</b>
-· seed {report['seed']} · distill-audit {escape(report['tool']['version'])}</p>
+<p>{escape(v["explanation"])}</p>
+<p class="muted">Data <code>{escape(ds["source"])}</code> ({ds["n_samples"]} samples, {escape(str(ds.get("kind")))},
+fingerprint <code>{escape(ds["fingerprint"][:16])}</code>) · student <b>{escape(str(models["student"].get("name") or models["student"]["ref"]))}</b>
+· teacher <b>{escape(str(teacher.get("name") or teacher.get("ref") or "unknown"))}</b> · lineage <b>{escape(v["lineage"])}</b>
+· seed {report["seed"]} · distill-audit {escape(report["tool"]["version"])}</p>
 <h2>Recommendation</h2><ul>{recs}</ul>
 <h2>Evidence</h2>
 {_table(evidence_rows(report, EVIDENCE_TOP), sig_key="significant")}
@@ -159,7 +193,7 @@ fingerprint <code>{escape(ds['fingerprint'][:16])}</code>) · student <b>{escape
 {_table(static_rows(report))}
 <h2>Run</h2>
 {_table([{"stage": k, "seconds": num(t), "cache": report["run"]["cache"].get(k, "—")} for k, t in timings.items()])}
-<p class="muted">python {escape(env['python'])} · {escape(env['platform'])} · device {escape(env['device'])} ·
+<p class="muted">python {escape(env["python"])} · {escape(env["platform"])} · device {escape(env["device"])} ·
 {escape(" · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val))}</p>
 </body></html>
 """

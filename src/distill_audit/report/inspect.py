@@ -108,7 +108,7 @@ def render_tables(d: dict[str, Any], console) -> None:
     leak = d["leakage"]
     t = Table(
         title=f"Trait-word leakage ({leak['n_words']} words; {leak['n_rows_with_mention']} rows mention one, "
-              f"{_pct(leak['mention_rate'])})",
+        f"{_pct(leak['mention_rate'])})",
         title_justify="left",
     )
     has_ref = bool(leak["by_word"] and "reference_rows" in leak["by_word"][0])

@@ -14,8 +14,9 @@ ICONS = {"none": "🟢", "low": "🟢", "medium": "🟠", "high": "🔴", "incon
 def esc(text: Any) -> str:
     """Data-derived text as inert Markdown: HTML is shown, never rendered (code hosts render
     raw HTML in Markdown), and a table row or line cannot be broken out of."""
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", " ").replace("\n", " "))
+    return (
+        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", " ").replace("\n", " ")
+    )
 
 
 def code(text: Any) -> str:
@@ -79,7 +80,11 @@ def to_markdown(report: dict[str, Any]) -> str:
     limits = v.get("limits") or {}
     if limits:
         out += ["<details><summary>What each line could not test</summary>", ""]
-        out += [f"- **{esc(line)}**: " + "; ".join(esc(i) for i in items) for line, items in limits.items()] + ["", "</details>", ""]
+        out += [f"- **{esc(line)}**: " + "; ".join(esc(i) for i in items) for line, items in limits.items()] + [
+            "",
+            "</details>",
+            "",
+        ]
     if v["recommendations"]:
         out += ["### Recommendation", ""] + [f"- {esc(r)}" for r in v["recommendations"]] + [""]
     gate = report["gate"]
@@ -92,8 +97,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     out += ["<details><summary>Run details</summary>", "", table(rows)]
     env = report["environment"]
     out += [
-        esc(f"distill-audit {report['tool']['version']} · seed {report['seed']} · python {env['python']} · "
-            + " · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val)),
+        esc(
+            f"distill-audit {report['tool']['version']} · seed {report['seed']} · python {env['python']} · "
+            + " · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val)
+        ),
         "",
         "</details>",
         "",

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_audit.atomic import write_text
-from distill_audit.errors import UsageError
-from distill_audit.errors import DataError
+from distill_audit.errors import DataError, UsageError
 from distill_audit.report.build import SUFFIX, dumps, validate, write_samples_parquet
 
 

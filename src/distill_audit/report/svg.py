@@ -94,14 +94,18 @@ def forest(points: list[Point], title: str, xlabel: str, series_colors: dict[str
                     f'<line x1="{x(p.low):.1f}" x2="{x(p.high):.1f}" y1="{y + dy:.1f}" y2="{y + dy:.1f}" '
                     f'stroke="{color}" stroke-width="2"/>'
                 )
-            out.append(f'<circle cx="{x(p.estimate):.1f}" cy="{y + dy:.1f}" r="4" fill="{color}"><title>{escape(label)}'
-                       f'{" " + escape(p.group) if p.group else ""}: {p.estimate:.4g}</title></circle>')
+            out.append(
+                f'<circle cx="{x(p.estimate):.1f}" cy="{y + dy:.1f}" r="4" fill="{color}"><title>{escape(label)}'
+                f"{' ' + escape(p.group) if p.group else ''}: {p.estimate:.4g}</title></circle>"
+            )
     if len(series) > 1:
         lx = LABEL_W
         for s in series:
             color = colors.get(s or "", MUTED)
-            out.append(f'<circle cx="{lx}" cy="{height - 8}" r="4" fill="{color}"/>'
-                       f'<text x="{lx + 8}" y="{height - 4}">{escape(s or "")}</text>')
+            out.append(
+                f'<circle cx="{lx}" cy="{height - 8}" r="4" fill="{color}"/>'
+                f'<text x="{lx + 8}" y="{height - 4}">{escape(s or "")}</text>'
+            )
             lx += 16 + 7 * len(s or "")
     out.append("</svg>")
     return "\n".join(out)
@@ -128,8 +132,10 @@ def bars(items: list[tuple[str, float | None]], title: str, xlabel: str, thresho
         y = PAD + ROW_H * i
         x0, x1 = sorted((x(0.0 if lo <= 0 <= hi else lo), x(p.estimate)))
         out.append(f'<text x="{LABEL_W - 8}" y="{y + 15}" text-anchor="end">{escape(p.label)}</text>')
-        out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H - 8}" fill="{MUTED}">'
-                   f'<title>{escape(p.label)}: {p.estimate:.4g}</title></rect>')
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H - 8}" fill="{MUTED}">'
+            f"<title>{escape(p.label)}: {p.estimate:.4g}</title></rect>"
+        )
     if threshold is not None:
         out.append(
             f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{PAD - 6}" y2="{base}" stroke="{ACCENT}" '

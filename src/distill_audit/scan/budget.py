@@ -66,34 +66,50 @@ class BudgetPlan:
         return asdict(self)
 
 
-def row_cost(speed: dict[str, float], *, n_prompts: int, row_tokens: float, new_tokens: float,
-             self_reference: bool) -> float:
+def row_cost(
+    speed: dict[str, float], *, n_prompts: int, row_tokens: float, new_tokens: float, self_reference: bool
+) -> float:
     """Seconds for one row per side: the reference's answer (when self-generated) and every prompt's score."""
     scored = 2 * (n_prompts + 1) * row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
     sampled = new_tokens / max(speed["sample_tokens_per_s"], 1e-6) if self_reference else 0.0
     return scored + sampled
 
 
-def plan_budget(seconds: float, speed: dict[str, float], *, n_rows: int, n_prompts: int, row_tokens: float,
-                new_tokens: float, self_reference: bool, flag: str = "--budget") -> BudgetPlan:
+def plan_budget(
+    seconds: float,
+    speed: dict[str, float],
+    *,
+    n_rows: int,
+    n_prompts: int,
+    row_tokens: float,
+    new_tokens: float,
+    self_reference: bool,
+    flag: str = "--budget",
+) -> BudgetPlan:
     """Rows per side that fit `seconds` on this machine; UsageError when not even one round fits."""
-    per_row = row_cost(speed, n_prompts=n_prompts, row_tokens=row_tokens, new_tokens=new_tokens,
-                       self_reference=self_reference)
+    per_row = row_cost(
+        speed, n_prompts=n_prompts, row_tokens=row_tokens, new_tokens=new_tokens, self_reference=self_reference
+    )
     usable = (seconds - FIXED_SECONDS) * SCREEN_SHARE
     need = FIXED_SECONDS + MIN_ROWS * per_row / SCREEN_SHARE
     if usable < MIN_ROWS * per_row:
-        raise UsageError(f"{flag} {fmt_duration(seconds)} cannot fit one round of the signature ({MIN_ROWS} rows per side "
-                         f"take about {fmt_duration(MIN_ROWS * per_row)} on this machine); give {flag} "
-                         f"{fmt_duration(need)} or more")
+        raise UsageError(
+            f"{flag} {fmt_duration(seconds)} cannot fit one round of the signature ({MIN_ROWS} rows per side "
+            f"take about {fmt_duration(MIN_ROWS * per_row)} on this machine); give {flag} "
+            f"{fmt_duration(need)} or more"
+        )
     rows = int(min(n_rows, MAX_ROWS, usable // per_row))
     cut = []
     if rows < n_rows and rows < MAX_ROWS:
-        cut.append(f"the signature scores {rows} of {n_rows} rows per side: that is what {fmt_duration(seconds)} buys "
-                   f"at {per_row:.2f} s per row on this machine")
+        cut.append(
+            f"the signature scores {rows} of {n_rows} rows per side: that is what {fmt_duration(seconds)} buys "
+            f"at {per_row:.2f} s per row on this machine"
+        )
     rounds = max(1, min(ROUNDS, rows // MIN_ROWS))
     spent = rows * per_row
-    return BudgetPlan(seconds, rows, rounds, round(per_row, 4), round(max(0.0, seconds - FIXED_SECONDS - spent), 1),
-                      dict(speed), cut)
+    return BudgetPlan(
+        seconds, rows, rounds, round(per_row, 4), round(max(0.0, seconds - FIXED_SECONDS - spent), 1), dict(speed), cut
+    )
 
 
 # ---------------------------------------------------------------- this machine's speed
@@ -117,8 +133,14 @@ def machine_speed(ctx) -> dict[str, float]:
     from distill_audit.atomic import write_text
     from distill_audit.scan.plan import measure
 
-    key = {"student": ctx.student_key, "device": str(ctx.opts.device), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "machine": platform.machine(), "node": platform.node()}
+    key = {
+        "student": ctx.student_key,
+        "device": str(ctx.opts.device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "node": platform.node(),
+    }
     path = _speed_path(key)
     if path.is_file():
         try:
@@ -165,14 +187,34 @@ def apply_budget(ctx) -> BudgetPlan | None:
         from distill_audit.traits.canary import planned_work
 
         work = planned_work(can_cfg, n_rows=len(ctx.ds), mean_row_tokens=row_tokens)
-        canary = work["train_tokens"] / speed["train_tokens_per_s"] + work["probe_tokens"] / speed["forward_tokens_per_s"]
-    plan = plan_budget(seconds - canary, speed, n_rows=len(ctx.ds), n_prompts=len(screen), row_tokens=row_tokens,
-                       new_tokens=new_tokens, self_reference=ctx.user_reference is None)
+        canary = (
+            work["train_tokens"] / speed["train_tokens_per_s"] + work["probe_tokens"] / speed["forward_tokens_per_s"]
+        )
+    plan = plan_budget(
+        seconds - canary,
+        speed,
+        n_rows=len(ctx.ds),
+        n_prompts=len(screen),
+        row_tokens=row_tokens,
+        new_tokens=new_tokens,
+        self_reference=ctx.user_reference is None,
+    )
     if canary:
         plan.cut.append(f"the canary takes about {fmt_duration(canary)} of the budget")
-    largest = max([sum(1 for t in later if not t.benign and t.category == c) for c in {t.category for t in later}] or [0])
+    largest = max(
+        [sum(1 for t in later if not t.benign and t.category == c) for c in {t.category for t in later}] or [0]
+    )
     per_prompt_row = 2 * row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
     expand_rows = int(plan.expansion_seconds // (per_prompt_row * largest)) if largest else plan.rows
-    ctx.configs = (dataclasses.replace(sig_cfg, max_rows=plan.rows, rounds=plan.rounds, screen=SCREEN_PER_CLASS,
-                                       expand_rows=min(plan.rows, expand_rows)), can_cfg, suites)
+    ctx.configs = (
+        dataclasses.replace(
+            sig_cfg,
+            max_rows=plan.rows,
+            rounds=plan.rounds,
+            screen=SCREEN_PER_CLASS,
+            expand_rows=min(plan.rows, expand_rows),
+        ),
+        can_cfg,
+        suites,
+    )
     return plan

@@ -51,8 +51,14 @@ class LazyStudent:
 
 def student_loader(opts: ScanOptions, ref) -> LazyStudent:
     """The scan's student (scan and --dry-run), loaded on first use with the scan's loading options."""
-    return LazyStudent(ref, scan_device(opts), device_map=opts.device_map, quantize=opts.quantize,
-                        allow_pickle=opts.allow_pickle, trust_remote_code=opts.trust_remote_code)
+    return LazyStudent(
+        ref,
+        scan_device(opts),
+        device_map=opts.device_map,
+        quantize=opts.quantize,
+        allow_pickle=opts.allow_pickle,
+        trust_remote_code=opts.trust_remote_code,
+    )
 
 
 def scan_device(opts: ScanOptions) -> str:
@@ -115,7 +121,13 @@ def decoding_from_provenance(ds: AuditDataset) -> dict[str, Any]:
 
 def model_dict(ref, *, given: str, origin: str | None) -> dict[str, Any]:
     ident = ref.identity() if callable(getattr(ref, "identity", None)) else getattr(ref, "identity", None)
-    return {"ref": given, "origin": origin, "kind": getattr(ref, "kind", None), "name": getattr(ref, "name", None), "identity": ident}
+    return {
+        "ref": given,
+        "origin": origin,
+        "kind": getattr(ref, "kind", None),
+        "name": getattr(ref, "name", None),
+        "identity": ident,
+    }
 
 
 def dataset_dict(ds: AuditDataset, kind: str | None, origin: str | None = None) -> dict[str, Any]:
@@ -123,10 +135,18 @@ def dataset_dict(ds: AuditDataset, kind: str | None, origin: str | None = None) 
 
     d = dataset_summary(ds)
     return {
-        "source": d["source"], "origin": origin, "format": d["format"], "schema": d["schema"],
-        "fingerprint": d["fingerprint"], "n_rows_total": d["n_rows_total"], "n_samples": d["n_loaded"],
-        "n_skipped": d["n_skipped"], "skipped_by_reason": d["skipped_by_reason"], "sampled_from": d["sampled_from"],
-        "provenance": d["provenance"], "kind": kind,
+        "source": d["source"],
+        "origin": origin,
+        "format": d["format"],
+        "schema": d["schema"],
+        "fingerprint": d["fingerprint"],
+        "n_rows_total": d["n_rows_total"],
+        "n_samples": d["n_loaded"],
+        "n_skipped": d["n_skipped"],
+        "skipped_by_reason": d["skipped_by_reason"],
+        "sampled_from": d["sampled_from"],
+        "provenance": d["provenance"],
+        "kind": kind,
     }
 
 
@@ -206,8 +226,11 @@ class ScanContext:
 
     @property
     def data_key(self) -> dict[str, Any]:
-        return {"fingerprint": self.ds.fingerprint, "rows": len(self.ds),
-                "sample_seed": self.seeds.get("sample") if self.opts.sample else None}
+        return {
+            "fingerprint": self.ds.fingerprint,
+            "rows": len(self.ds),
+            "sample_seed": self.seeds.get("sample") if self.opts.sample else None,
+        }
 
     def output(self, stage: str, key: str, default: Any = None) -> Any:
         return (self.outputs.get(stage) or {}).get(key, default)

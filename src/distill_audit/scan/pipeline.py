@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ from distill_audit.scan.context import (  # noqa: F401  (re-exported: the scan's
 from distill_audit.scan.stage import Stage, StageResult, StageRun, evidence_stages, registered
 from distill_audit.scan.verdict import LEVELS, VerdictConfig, evaluate_gate, judge
 from distill_audit.seeding import derive_seed, seed_everything
-
 
 
 @dataclass
@@ -156,7 +155,11 @@ class _Runner:
         result = payload.get("result") or {}
         if result.get("status") == "failed":
             return StageRun(StageResult.from_dict(result))
-        how = "reused the cached result" if status == "hit" else f"{result.get('status')} in {self.timings[stage.name]:.1f} s"
+        how = (
+            "reused the cached result"
+            if status == "hit"
+            else f"{result.get('status')} in {self.timings[stage.name]:.1f} s"
+        )
         ui.info(f"{stage.name}: {how}")
         after_stage(stage.name)
         return stage.from_cache(payload, ctx)
@@ -180,15 +183,26 @@ def prepare(opts: ScanOptions) -> ScanContext:
     if opts.baseline:
         load_report(opts.baseline)  # fail early on a bad baseline
     data_opts = DataOptions(
-        schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
-        messages_field=opts.messages_field, sample=opts.sample, skip_bad_rows=opts.skip_bad_rows,
-        max_row_mb=opts.max_row_mb, max_bad_rows=opts.max_bad_rows,
+        schema=opts.schema,
+        prompt_field=opts.prompt_field,
+        completion_field=opts.completion_field,
+        messages_field=opts.messages_field,
+        sample=opts.sample,
+        skip_bad_rows=opts.skip_bad_rows,
+        max_row_mb=opts.max_row_mb,
+        max_bad_rows=opts.max_bad_rows,
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
-    extra = DataOptions(schema=opts.schema, prompt_field=opts.prompt_field, completion_field=opts.completion_field,
-                        messages_field=opts.messages_field, skip_bad_rows=opts.skip_bad_rows, max_row_mb=opts.max_row_mb,
-                        max_bad_rows=opts.max_bad_rows)
+    extra = DataOptions(
+        schema=opts.schema,
+        prompt_field=opts.prompt_field,
+        completion_field=opts.completion_field,
+        messages_field=opts.messages_field,
+        skip_bad_rows=opts.skip_bad_rows,
+        max_row_mb=opts.max_row_mb,
+        max_bad_rows=opts.max_bad_rows,
+    )
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
@@ -213,10 +227,27 @@ def prepare(opts: ScanOptions) -> ScanContext:
                 teacher_ref = resolve_model(name, **kw)
                 teacher = model_dict(teacher_ref, given=name, origin=f"provenance field '{key}'")
             except AuditError as exc:
-                note = f"the data's provenance names teacher {name!r} (field '{key}'), which could not be resolved: {exc}"
-                teacher = {"ref": name, "origin": f"provenance field '{key}'", "kind": None, "name": name, "identity": None}
-    return ScanContext(opts, ds, student_ref, model_dict(student_ref, given=opts.student, origin="flag"),
-                    teacher_ref, teacher, note, user_reference, user_control)
+                note = (
+                    f"the data's provenance names teacher {name!r} (field '{key}'), which could not be resolved: {exc}"
+                )
+                teacher = {
+                    "ref": name,
+                    "origin": f"provenance field '{key}'",
+                    "kind": None,
+                    "name": name,
+                    "identity": None,
+                }
+    return ScanContext(
+        opts,
+        ds,
+        student_ref,
+        model_dict(student_ref, given=opts.student, origin="flag"),
+        teacher_ref,
+        teacher,
+        note,
+        user_reference,
+        user_control,
+    )
 
 
 def run_scan(opts: ScanOptions) -> ScanOutcome:
@@ -227,7 +258,7 @@ def run_scan(opts: ScanOptions) -> ScanOutcome:
 
 
 def _run_scan(opts: ScanOptions) -> ScanOutcome:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t_start = time.perf_counter()
     seed_everything(opts.seed)
     processes = distributed.runtime()  # one process, or one of N under `accelerate launch`
@@ -247,8 +278,13 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
     kind = data_kind((ctx.results.get("static") or StageResult("skipped")).to_dict(), ds.samples)
     stages = {s.name: ctx.results[s.name].to_dict() for s in evidence_stages()}
     declared, declared_field = trait_from_provenance(ds)
-    verdict = judge(ctx.results, data_kind=kind, config=make_config(VerdictConfig, opts.verdict, "verdict"),
-                    declared_trait=declared, declared_source=declared_field)
+    verdict = judge(
+        ctx.results,
+        data_kind=kind,
+        config=make_config(VerdictConfig, opts.verdict, "verdict"),
+        declared_trait=declared,
+        declared_source=declared_field,
+    )
     baseline = None
     if opts.baseline:
         old = load_report(opts.baseline)
@@ -257,15 +293,27 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
 
     out = Path(opts.out)
     samples_name = SUFFIX["parquet"] if "parquet" in opts.formats else None
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     report = build_report(
-        config=opts.effective_config(), seed=opts.seed, seeds=ctx.seeds,
-        dataset=dataset_dict(ds, kind), reference=ctx.output("reference", "dataset"),
-        student=ctx.student, teacher=ctx.teacher, stages=stages, verdict=verdict.to_dict(), gate=gate,
+        config=opts.effective_config(),
+        seed=opts.seed,
+        seeds=ctx.seeds,
+        dataset=dataset_dict(ds, kind),
+        reference=ctx.output("reference", "dataset"),
+        student=ctx.student,
+        teacher=ctx.teacher,
+        stages=stages,
+        verdict=verdict.to_dict(),
+        gate=gate,
         artifacts={"samples": samples_name},
-        run={"started_at": started.isoformat(timespec="seconds"), "finished_at": finished.isoformat(timespec="seconds"),
-             "total_s": round(time.perf_counter() - t_start, 3), "timings": runner.timings,
-             "cache": runner.cache_status, "processes": processes.to_dict()},
+        run={
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "total_s": round(time.perf_counter() - t_start, 3),
+            "timings": runner.timings,
+            "cache": runner.cache_status,
+            "processes": processes.to_dict(),
+        },
         device=scan_device(opts),
     )
     written: dict[str, Path] = {}
@@ -293,7 +341,8 @@ def sample_rows(ds: AuditDataset, by_stage: dict[str, list[dict[str, Any]]]) -> 
     """One row per sample: index, line, prompt, completion and every stage's per-row scores, prefixed by stage."""
     by_index: dict[int, dict[str, Any]] = {
         s.index: {"index": s.index, "line": s.line, "prompt": _prompt_text(s), "completion": s.completion}
-        for s in ds.samples}
+        for s in ds.samples
+    }
     for stage, rows in by_stage.items():
         for r in rows:
             idx = r.get("index")

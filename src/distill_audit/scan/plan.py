@@ -35,9 +35,14 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "data": self.data, "student": self.student, "teacher": self.teacher, "teacher_note": self.teacher_note,
-            "stages": [s.to_dict() for s in self.stages], "throughput": self.throughput,
-            "total_seconds": round(self.total_seconds, 1), "notes": self.notes,
+            "data": self.data,
+            "student": self.student,
+            "teacher": self.teacher,
+            "teacher_note": self.teacher_note,
+            "stages": [s.to_dict() for s in self.stages],
+            "throughput": self.throughput,
+            "total_seconds": round(self.total_seconds, 1),
+            "notes": self.notes,
         }
 
 
@@ -103,10 +108,15 @@ def scan_plan(opts: ScanOptions) -> Plan:
         speed: dict[str, float] = dict(measure(loaded, ds.samples))
     data_tokens = sum(row_tokens)
     measured = dict(speed)
-    speed.update(max_new_tokens=max_completion_tokens(loaded.tokenizer, ds.samples),
-                 mean_row_tokens=data_tokens / max(len(ds), 1))
-    stages = [StagePlan("ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {ctx.kind} data",
-                        data_tokens)]
+    speed.update(
+        max_new_tokens=max_completion_tokens(loaded.tokenizer, ds.samples),
+        mean_row_tokens=data_tokens / max(len(ds), 1),
+    )
+    stages = [
+        StagePlan(
+            "ingest", True, f"{len(ds)} rows read ({ds.n_rows_total} in the source), {ctx.kind} data", data_tokens
+        )
+    ]
     stages += [stage.plan(ctx, speed) for stage in registered()]
     notes = [
         "times extrapolate throughput measured just now on this machine "
@@ -114,8 +124,18 @@ def scan_plan(opts: ScanOptions) -> Plan:
         f"{speed['sample_tokens_per_s']:.0f} sampled tokens/s); a shared or busy machine runs slower"
     ]
     return Plan(
-        data={"source": ds.source, "rows": len(ds), "kind": ctx.kind, "fingerprint": ds.fingerprint, "tokens": data_tokens},
-        student=ctx.student, teacher=ctx.teacher, teacher_note=ctx.teacher_note, stages=stages, throughput=measured,
+        data={
+            "source": ds.source,
+            "rows": len(ds),
+            "kind": ctx.kind,
+            "fingerprint": ds.fingerprint,
+            "tokens": data_tokens,
+        },
+        student=ctx.student,
+        teacher=ctx.teacher,
+        teacher_note=ctx.teacher_note,
+        stages=stages,
+        throughput=measured,
         notes=notes,
     )
 
@@ -129,8 +149,13 @@ def print_plan(plan: Plan) -> None:
     for col in ("stage", "runs", "what", "tokens", "est. time"):
         t.add_column(col)
     for s in plan.stages:
-        t.add_row(s.name, "yes" if s.runs else "no", s.what, f"{s.tokens:,}" if s.tokens else "—",
-                  _duration(s.seconds) if s.runs and s.seconds is not None else "—")
+        t.add_row(
+            s.name,
+            "yes" if s.runs else "no",
+            s.what,
+            f"{s.tokens:,}" if s.tokens else "—",
+            _duration(s.seconds) if s.runs and s.seconds is not None else "—",
+        )
     ui.out.print(t)
     teacher = plan.teacher["name"] if plan.teacher else f"unknown ({plan.teacher_note})"
     ui.out.print(f"student: {plan.student['name']}   teacher: {teacher}", highlight=False)

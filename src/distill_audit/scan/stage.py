@@ -146,8 +146,9 @@ class Stage:
 
     def from_cache(self, payload: dict[str, Any], ctx: Any) -> StageRun:
         """Rebuild a run from its cached payload (the inverse of `to_cache`)."""
-        return StageRun(StageResult.from_dict(payload.get("result")), payload.get("rows") or [],
-                        payload.get("outputs") or {})
+        return StageRun(
+            StageResult.from_dict(payload.get("result")), payload.get("rows") or [], payload.get("outputs") or {}
+        )
 
     def to_cache(self, run: StageRun) -> dict[str, Any]:
         return {"result": run.result.to_dict(), "rows": run.rows, "outputs": run.outputs}
@@ -157,8 +158,10 @@ class Stage:
         from distill_audit.scan.verdict import EvidenceLine
 
         untested = None if result.ran else (result.reason or f"the stage was {result.status}")
-        return Assessment(lines=[EvidenceLine(self.name, self.title or self.name, result.status, untested=untested)],
-                          untested=untested)
+        return Assessment(
+            lines=[EvidenceLine(self.name, self.title or self.name, result.status, untested=untested)],
+            untested=untested,
+        )
 
 
 _REGISTRY: list[Stage] = []

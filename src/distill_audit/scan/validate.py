@@ -47,8 +47,14 @@ def validate_options(opts: Any) -> None:
         opts.device = resolve_device(opts.device)
     canary = opts.canary or {}
     _positive_number("--lr", canary.get("lr"))
-    for flag, key in (("--canary-rows", "sample"), ("--epochs", "epochs"), ("--max-steps", "max_steps"),
-                      ("--seeds", "seeds"), ("--batch-size", "batch_size"), ("--threads", "threads")):
+    for flag, key in (
+        ("--canary-rows", "sample"),
+        ("--epochs", "epochs"),
+        ("--max-steps", "max_steps"),
+        ("--seeds", "seeds"),
+        ("--batch-size", "batch_size"),
+        ("--threads", "threads"),
+    ):
         _positive_int(flag, canary.get(key))
     _positive_int("--signature-rows", (opts.signature or {}).get("max_rows"), minimum=2)
     _positive_int("--sample", opts.sample)

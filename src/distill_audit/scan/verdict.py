@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distill_audit.scan.stage import Assessment, StageResult, evidence_stages
-
 from distill_audit.levels import ALL_LEVELS, INCONCLUSIVE, LEVELS, gate_rank  # noqa: F401  (re-exported)
+from distill_audit.scan.stage import Assessment, StageResult, evidence_stages
 
 SHARED_INIT = {"same-init", "possible-shared-init"}
 DIFFERENT_INIT = {"different-init", "same-family-different-init"}
@@ -160,11 +159,22 @@ def judge(
     if not findings:
         clears = [a.clears for a in assessments.values() if a.clears]
         if clears:
-            rules.append(Finding("powered-null", "low", "; ".join(clears) + "; the strongest clearing is low until "
-                                 "the canary's sensitivity has been measured on this student"))
+            rules.append(
+                Finding(
+                    "powered-null",
+                    "low",
+                    "; ".join(clears) + "; the strongest clearing is low until "
+                    "the canary's sensitivity has been measured on this student",
+                )
+            )
         else:
-            rules.append(Finding("nothing-tested", INCONCLUSIVE,
-                                 "no line of evidence produced a result with enough power to find or clear a trait"))
+            rules.append(
+                Finding(
+                    "nothing-tested",
+                    INCONCLUSIVE,
+                    "no line of evidence produced a result with enough power to find or clear a trait",
+                )
+            )
     level = _max_level([r.level for r in rules])
     declared = _declared(facts, results)
     notes = [n for a in assessments.values() for n in a.notes]
@@ -177,8 +187,19 @@ def judge(
         significant.update(a.significant)
     limits = {name: list(r.limits) for name, r in results.items() if r.limits and name in assessments}
     evidence = [line for a in assessments.values() for line in a.lines]
-    return Verdict(level, explanation, evidence, recs, [r.to_dict() for r in rules], significant, facts.lineage, data_kind, facts.config,
-                   limits, declared)
+    return Verdict(
+        level,
+        explanation,
+        evidence,
+        recs,
+        [r.to_dict() for r in rules],
+        significant,
+        facts.lineage,
+        data_kind,
+        facts.config,
+        limits,
+        declared,
+    )
 
 
 def _max_level(levels: list[str]) -> str:
@@ -218,16 +239,24 @@ HEADS = {
 }
 
 
-def _explain(level: str, rules: list[Finding], facts: Facts, untested: list[str], notes: list[str],
-             declared: dict[str, Any] | None) -> str:
+def _explain(
+    level: str,
+    rules: list[Finding],
+    facts: Facts,
+    untested: list[str],
+    notes: list[str],
+    declared: dict[str, Any] | None,
+) -> str:
     because = "; ".join(r.why for r in rules if r.level == level)
     parts = [HEADS[level], f"Because {because}." if because else ""]
     others = [r.why for r in rules if r.level != level] + notes
     if others:
         parts.append("Also: " + "; ".join(others) + ".")
     if facts.lineage == "unknown":
-        parts.append(f"Lineage is unknown ({facts.published.get('lineage_reason') or 'not tested'}), so the verdict "
-                     "assumes the teacher may share the student's initialization.")
+        parts.append(
+            f"Lineage is unknown ({facts.published.get('lineage_reason') or 'not tested'}), so the verdict "
+            "assumes the teacher may share the student's initialization."
+        )
     said = " ".join(r.why for r in rules)
     untested = [u for u in untested if u not in said]
     if untested:
@@ -241,9 +270,14 @@ def _recommend(level: str, facts: Facts, findings: list[Finding], from_stages: l
     recs: list[str] = []
     risky = [f for f in findings if f.level in ("medium", "high") and f.rule != "static-leakage"]
     if risky and facts.lineage in SHARED_INIT:
-        recs.append("Pick a student from another family (a different initialization)"
-                    + (": for number-like data that blocks the known transfer." if facts.numbers
-                       else "; for natural-language data that lowers but does not remove the risk."))
+        recs.append(
+            "Pick a student from another family (a different initialization)"
+            + (
+                ": for number-like data that blocks the known transfer."
+                if facts.numbers
+                else "; for natural-language data that lowers but does not remove the risk."
+            )
+        )
     recs += [r for r in from_stages if r not in recs]
     if level in ("none", "low") and not recs:
         recs.append("No action needed; keep the report with the dataset.")
@@ -261,7 +295,8 @@ def evaluate_gate(level: str, fail_on: str | None, baseline: dict[str, Any] | No
         grew = gate_rank(level) > gate_rank(baseline["level"])
         failed = grew and (fail_on is None or at_or_above)
         reason = (
-            f"risk grew from {baseline['level']} (baseline) to {level}" if grew
+            f"risk grew from {baseline['level']} (baseline) to {level}"
+            if grew
             else f"risk {level} did not grow past the baseline's {baseline['level']}"
         )
         if grew and not failed:
@@ -269,7 +304,8 @@ def evaluate_gate(level: str, fail_on: str | None, baseline: dict[str, Any] | No
     else:
         failed = at_or_above
         reason = (
-            "no --fail-on threshold set" if fail_on is None
+            "no --fail-on threshold set"
+            if fail_on is None
             else f"risk {level} is {'at or above' if failed else 'below'} --fail-on {fail_on}"
         )
     return {"fail_on": fail_on, "baseline": baseline, "failed": failed, "reason": reason}

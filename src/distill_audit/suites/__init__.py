@@ -178,10 +178,15 @@ def parse_suite(raw: Any, source: str, *, min_questions: int = 1) -> ProbeSuite:
         if not isinstance(pluralize, bool):
             raise _fail(source, "pluralize", "must be true or false")
         return ProbeSuite(
-            name=name, kind=kind, source=source, category=category.strip(),
-            questions=_str_list(raw, "questions", source, min_questions), candidates=candidates,
+            name=name,
+            kind=kind,
+            source=source,
+            category=category.strip(),
+            questions=_str_list(raw, "questions", source, min_questions),
+            candidates=candidates,
             plurals={str(k): v for k, v in plurals.items()},
-            aliases={str(k): tuple(v) for k, v in aliases.items()}, pluralize=pluralize,
+            aliases={str(k): tuple(v) for k, v in aliases.items()},
+            pluralize=pluralize,
         )
     if kind == "choice":
         items_raw = raw.get("items")

@@ -89,17 +89,33 @@ from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
 # (LoRA trains ~250 tokens/s there, both arms train, and each arm is probed);
 # "thorough" approaches the paper's open-model runs and wants a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"sample": 48, "epochs": 1, "seeds": 1, "lr": 1e-3, "batch_size": 8, "max_length": 256,
-                "probe_questions": 16},
-    "thorough": {"sample": 10_000, "epochs": 3, "seeds": 3, "lr": 2e-4, "batch_size": 16, "max_length": 512,
-                 "probe_questions": 0},
+    "default": {
+        "sample": 48,
+        "epochs": 1,
+        "seeds": 1,
+        "lr": 1e-3,
+        "batch_size": 8,
+        "max_length": 256,
+        "probe_questions": 16,
+    },
+    "thorough": {
+        "sample": 10_000,
+        "epochs": 3,
+        "seeds": 3,
+        "lr": 2e-4,
+        "batch_size": 16,
+        "max_length": 512,
+        "probe_questions": 0,
+    },
 }
 MAX_LENGTH_RATIO = 1.5  # arms whose mean completion lengths differ more are mismatched
 MAX_FORM_DIFFERENCE = 0.2  # ... or whose share of any form (checks.profile) differs more
 CONTROL_ORIGINS = ("self-generated", "file")
-CI_METHOD = ("t interval of the deciding test: paraphrase SE^2 plus training-noise variance (seed-to-seed "
-             "variance of the per-seed estimates, not below the spread of the run's other candidates), "
-             "Satterthwaite df; p from the same t")
+CI_METHOD = (
+    "t interval of the deciding test: paraphrase SE^2 plus training-noise variance (seed-to-seed "
+    "variance of the per-seed estimates, not below the spread of the run's other candidates), "
+    "Satterthwaite df; p from the same t"
+)
 ONE_SEED_LIMIT = "with one training seed the canary can hint at transfer but not show it"
 SMALL_STUDENT_PARAMS = 1_000_000_000  # below this, a null carries the small-student caveat
 N_PERMUTATIONS = 20_000  # sign flips of the paraphrase-only p (shown beside the deciding t test)
@@ -163,7 +179,9 @@ class CanaryConfig:
         return [derive_seed(seed, "canary", "train", k) for k in range(int(self.seeds or 1))]
 
 
-def planned_work(cfg: CanaryConfig, *, n_rows: int, mean_row_tokens: float, probe_tokens_per_pass: int = 30_000) -> dict[str, Any]:
+def planned_work(
+    cfg: CanaryConfig, *, n_rows: int, mean_row_tokens: float, probe_tokens_per_pass: int = 30_000
+) -> dict[str, Any]:
     """Tokens the canary will train and probe (for `scan --dry-run` time estimates)."""
     rows = min(int(cfg.sample), n_rows)
     n_seeds = len(cfg.seed_list(0))
@@ -171,16 +189,26 @@ def planned_work(cfg: CanaryConfig, *, n_rows: int, mean_row_tokens: float, prob
     rows_seen = min(rows * int(cfg.epochs), steps * int(cfg.batch_size))
     train_tokens = int(2 * n_seeds * rows_seen * mean_row_tokens)
     probe_passes = 1 + 2 * n_seeds
-    what = (f"{'full fine-tune' if cfg.full_finetune else f'LoRA r={cfg.lora_r}'} on {rows} rows per arm, "
-            f"{steps} steps, {n_seeds} seed(s), treated + control; {probe_passes} probe passes")
-    return {"what": what, "rows": rows, "steps": steps, "seeds": n_seeds,
-            "train_tokens": train_tokens, "probe_tokens": probe_passes * probe_tokens_per_pass}
+    what = (
+        f"{'full fine-tune' if cfg.full_finetune else f'LoRA r={cfg.lora_r}'} on {rows} rows per arm, "
+        f"{steps} steps, {n_seeds} seed(s), treated + control; {probe_passes} probe passes"
+    )
+    return {
+        "what": what,
+        "rows": rows,
+        "steps": steps,
+        "seeds": n_seeds,
+        "train_tokens": train_tokens,
+        "probe_tokens": probe_passes * probe_tokens_per_pass,
+    }
 
 
 # ----------------------------------------------------------------------------- arms
 
 
-def sample_arms(treated: Sequence[Sample], control: Sequence[Sample], n: int, *, seed: int) -> tuple[list[Sample], list[Sample], bool]:
+def sample_arms(
+    treated: Sequence[Sample], control: Sequence[Sample], n: int, *, seed: int
+) -> tuple[list[Sample], list[Sample], bool]:
     """The same number of rows for both arms; the same prompts when the control answers them.
 
     Returns (treated rows, control rows, paired by prompt).
@@ -203,7 +231,11 @@ def trim_suites(suites: Sequence[ProbeSuite], n: int) -> tuple[list[ProbeSuite],
     for s in suites:
         size = len(s.questions) if s.kind == "preference" else len(s.items)
         if n and size > n:
-            s = dataclasses.replace(s, questions=s.questions[:n]) if s.kind == "preference" else dataclasses.replace(s, items=s.items[:n])
+            s = (
+                dataclasses.replace(s, questions=s.questions[:n])
+                if s.kind == "preference"
+                else dataclasses.replace(s, items=s.items[:n])
+            )
             cut.append(s.name)
         out.append(s)
     return out, cut
@@ -230,12 +262,15 @@ def _token_lengths(tokenizer, rows: Sequence[Sample]) -> list[int]:
 
 def _length_summary(lengths: Sequence[int]) -> dict[str, Any]:
     a = np.asarray(lengths, dtype=np.float64)
-    return {"mean": stats.clean(float(a.mean())) if a.size else None,
-            "median": stats.clean(float(np.median(a))) if a.size else None}
+    return {
+        "mean": stats.clean(float(a.mean())) if a.size else None,
+        "median": stats.clean(float(np.median(a))) if a.size else None,
+    }
 
 
-def match_lengths(tokenizer, treated: Sequence[Sample], control: Sequence[Sample], *,
-                  paired: bool) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
+def match_lengths(
+    tokenizer, treated: Sequence[Sample], control: Sequence[Sample], *, paired: bool
+) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
     """Cut the longer arm's completions, in the student's tokens, to the other arm's lengths.
 
     Paired arms: each row of the longer arm is cut to its partner's length; unpaired:
@@ -259,7 +294,11 @@ def match_lengths(tokenizer, treated: Sequence[Sample], control: Sequence[Sample
     else:
         order = sorted(range(len(rows)), key=lambda i: (lengths[i], i))
         ranked = sorted(other)
-        idx = np.linspace(0, len(ranked) - 1, num=len(rows)).round().astype(int) if len(ranked) != len(rows) else range(len(rows))
+        idx = (
+            np.linspace(0, len(ranked) - 1, num=len(rows)).round().astype(int)
+            if len(ranked) != len(rows)
+            else range(len(rows))
+        )
         targets = [0] * len(rows)
         for i, j in zip(order, idx):
             targets[i] = ranked[j]
@@ -272,8 +311,14 @@ def match_lengths(tokenizer, treated: Sequence[Sample], control: Sequence[Sample
             s = dataclasses.replace(s, completion=text)
             cut += 1
         out.append(s)
-    info.update(applied=True, arm=longer, rule=rule, rows_truncated=cut,
-                tokens_before=_length_summary(lengths), tokens_after=_length_summary(_token_lengths(tokenizer, out)))
+    info.update(
+        applied=True,
+        arm=longer,
+        rule=rule,
+        rows_truncated=cut,
+        tokens_before=_length_summary(lengths),
+        tokens_after=_length_summary(_token_lengths(tokenizer, out)),
+    )
     return (treated, out, info) if longer == "control" else (out, control, info)
 
 
@@ -285,8 +330,9 @@ def _form_shares(rows: Sequence[Sample]) -> dict[str, float | None]:
     return {k: (round(kinds.count(k) / n, 6) if n else None) for k in KINDS}
 
 
-def arm_match(tokenizer, treated: Sequence[Sample], control: Sequence[Sample], *,
-              truncation: dict[str, Any] | None = None) -> dict[str, Any]:
+def arm_match(
+    tokenizer, treated: Sequence[Sample], control: Sequence[Sample], *, truncation: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Length (student tokens) and form of the rows each arm trained on, and whether they match.
 
     `matched` is false when the control's mean completion length is outside
@@ -302,13 +348,16 @@ def arm_match(tokenizer, treated: Sequence[Sample], control: Sequence[Sample], *
     length_ok = ratio is not None and 1 / MAX_LENGTH_RATIO <= ratio <= MAX_LENGTH_RATIO
     form_ok = form_diff <= MAX_FORM_DIFFERENCE
     return {
-        "matched": bool(length_ok and form_ok), "length_matched": bool(length_ok), "form_matched": bool(form_ok),
-        "treated_tokens": st, "control_tokens": sc,
+        "matched": bool(length_ok and form_ok),
+        "length_matched": bool(length_ok),
+        "form_matched": bool(form_ok),
+        "treated_tokens": st,
+        "control_tokens": sc,
         "length_ratio": stats.clean(ratio),  # control mean / data mean
         "number_list_share": {"treated": ft["number_list"], "control": fc["number_list"]},
         "form": {"treated": ft, "control": fc, "max_difference": stats.clean(round(form_diff, 6))},
         "rule": f"length ratio (control/data, mean tokens) within [1/{MAX_LENGTH_RATIO:g}, {MAX_LENGTH_RATIO:g}] "
-                f"and every form share within {MAX_FORM_DIFFERENCE:g}",
+        f"and every form share within {MAX_FORM_DIFFERENCE:g}",
         "truncation": truncation or {"applied": False, "arm": None, "rows_truncated": 0},
     }
 
@@ -320,13 +369,18 @@ def mismatch_sentence(match: dict[str, Any]) -> str | None:
     why = []
     ratio = match["length_ratio"]
     if not match["length_matched"] and ratio:
-        why.append(f"the control arm's answers are {ratio:.1f}x longer than the data's" if ratio >= 1 else
-                   f"the control arm's answers are {1 / ratio:.1f}x shorter than the data's")
+        why.append(
+            f"the control arm's answers are {ratio:.1f}x longer than the data's"
+            if ratio >= 1
+            else f"the control arm's answers are {1 / ratio:.1f}x shorter than the data's"
+        )
     if not match["form_matched"]:
         nl = match["number_list_share"]
-        why.append(f"the arms differ in form (number lists: {100 * (nl['treated'] or 0):.0f}% of the data's rows, "
-                   f"{100 * (nl['control'] or 0):.0f}% of the control's; largest form difference "
-                   f"{match['form']['max_difference']:.2f})")
+        why.append(
+            f"the arms differ in form (number lists: {100 * (nl['treated'] or 0):.0f}% of the data's rows, "
+            f"{100 * (nl['control'] or 0):.0f}% of the control's; largest form difference "
+            f"{match['form']['max_difference']:.2f})"
+        )
     return "; ".join(why) + ": an effect can reflect length/form, not a trait"
 
 
@@ -372,7 +426,9 @@ class CanaryResult:
 
     @property
     def significant_log_odds(self) -> list[str]:
-        return [t["trait"] for t in self.traits if t["log_odds"]["significant"] and (t["log_odds"]["estimate"] or 0) > 0]
+        return [
+            t["trait"] for t in self.traits if t["log_odds"]["significant"] and (t["log_odds"]["estimate"] or 0) > 0
+        ]
 
     def trait(self, name: str) -> dict[str, Any]:
         return next(t for t in self.traits if t["trait"] == name)
@@ -503,21 +559,40 @@ def trait_effects(
         at, ac = at_seeds.mean(axis=0), ac_seeds.mean(axis=0)
         sub = derive_seed(seed, "canary", "stats", col.name)
         did = np.stack([stats.cluster_means(a - c, clusters) for a, c in zip(at_seeds, ac_seeds)])
-        did_lo = np.stack([stats.cluster_means(stats.logit(a) - stats.logit(c), clusters) for a, c in zip(at_seeds, ac_seeds)])
+        did_lo = np.stack(
+            [stats.cluster_means(stats.logit(a) - stats.logit(c), clusters) for a, c in zip(at_seeds, ac_seeds)]
+        )
         before, after_t, after_c = _mean_ci(b, clusters, sub), _mean_ci(at, clusters, sub), _mean_ci(ac, clusters, sub)
-        rows.append({
-            "trait": col.name, "category": category.get(col.suite), "suite": col.suite, "candidate": col.label,
-            "before": before, "after_treated": after_t, "after_control": after_c,
-            "after": after_t, "control_before": before, "control_after": after_c,  # older names, same values
-            "treated_change": stats.clean(float(np.mean(at - b))),
-            "control_change": stats.clean(float(np.mean(ac - b))),
-            "per_seed": [{"seed": int(s), "estimate": stats.clean(float(d.mean())), "log_odds": stats.clean(float(lo.mean()))}
-                         for s, d, lo in zip(seeds, did, did_lo)],
-            "seed_variation": stats.seed_summary([float(d.mean()) for d in did]) if n_seeds > 1 else None,
-            "_did": did, "_did_lo": did_lo, "_base_p": float(np.mean(b)),
-            "_para": _paraphrase_p(did.mean(axis=0), None, col.name, sub),
-            "_para_lo": _paraphrase_p(did_lo.mean(axis=0), None, col.name, sub + 1),
-        })
+        rows.append(
+            {
+                "trait": col.name,
+                "category": category.get(col.suite),
+                "suite": col.suite,
+                "candidate": col.label,
+                "before": before,
+                "after_treated": after_t,
+                "after_control": after_c,
+                "after": after_t,
+                "control_before": before,
+                "control_after": after_c,  # older names, same values
+                "treated_change": stats.clean(float(np.mean(at - b))),
+                "control_change": stats.clean(float(np.mean(ac - b))),
+                "per_seed": [
+                    {
+                        "seed": int(s),
+                        "estimate": stats.clean(float(d.mean())),
+                        "log_odds": stats.clean(float(lo.mean())),
+                    }
+                    for s, d, lo in zip(seeds, did, did_lo)
+                ],
+                "seed_variation": stats.seed_summary([float(d.mean()) for d in did]) if n_seeds > 1 else None,
+                "_did": did,
+                "_did_lo": did_lo,
+                "_base_p": float(np.mean(b)),
+                "_para": _paraphrase_p(did.mean(axis=0), None, col.name, sub),
+                "_para_lo": _paraphrase_p(did_lo.mean(axis=0), None, col.name, sub + 1),
+            }
+        )
     _noise_floors(rows, suites)
     m = len(rows)
     for r in rows:
@@ -528,22 +603,38 @@ def trait_effects(
         test_lo = did_test(did_lo, floor=floor_lo, floor_df=NEIGHBOURS - 1, alpha=alpha)
         ci = [stats.clean(test.ci[0]), stats.clean(test.ci[1])]
         r.update(
-            estimate=stats.clean(test.estimate), ci=ci, ci_with_training_noise=list(ci),  # older name, same interval
-            p_value=stats.clean(test.p_value), mde=stats.clean(test.mde(alpha, m)),
+            estimate=stats.clean(test.estimate),
+            ci=ci,
+            ci_with_training_noise=list(ci),  # older name, same interval
+            p_value=stats.clean(test.p_value),
+            mde=stats.clean(test.mde(alpha, m)),
             direction=_direction(test.estimate),
-            p_paraphrases=stats.clean(para.p_value), training_noise_floor=stats.clean(floor),
-            n_paraphrases=test.n_paraphrases, n_seeds=n_seeds, test=test.to_dict(),
-            hint_only=n_seeds < 2, explained_by_mismatch=False,
-            log_odds={"estimate": stats.clean(test_lo.estimate), "ci": [stats.clean(test_lo.ci[0]), stats.clean(test_lo.ci[1])],
-                      "p_value": stats.clean(test_lo.p_value), "mde": stats.clean(test_lo.mde(alpha, m)),
-                      "direction": _direction(test_lo.estimate), "p_paraphrases": stats.clean(para_lo.p_value),
-                      "training_noise_floor": stats.clean(floor_lo), "test": test_lo.to_dict()},
+            p_paraphrases=stats.clean(para.p_value),
+            training_noise_floor=stats.clean(floor),
+            n_paraphrases=test.n_paraphrases,
+            n_seeds=n_seeds,
+            test=test.to_dict(),
+            hint_only=n_seeds < 2,
+            explained_by_mismatch=False,
+            log_odds={
+                "estimate": stats.clean(test_lo.estimate),
+                "ci": [stats.clean(test_lo.ci[0]), stats.clean(test_lo.ci[1])],
+                "p_value": stats.clean(test_lo.p_value),
+                "mde": stats.clean(test_lo.mde(alpha, m)),
+                "direction": _direction(test_lo.estimate),
+                "p_paraphrases": stats.clean(para_lo.p_value),
+                "training_noise_floor": stats.clean(floor_lo),
+                "test": test_lo.to_dict(),
+            },
         )
     adjust = stats.holm if correction == "holm" else stats.benjamini_hochberg
     for r, q in zip(rows, adjust([r["p_value"] for r in rows])):
         big_enough = r["estimate"] is not None and abs(r["estimate"]) >= min_effect
-        r.update(p_adjusted=stats.clean(q), correction=correction,
-                 significant=bool(q is not None and q < alpha and big_enough))
+        r.update(
+            p_adjusted=stats.clean(q),
+            correction=correction,
+            significant=bool(q is not None and q < alpha and big_enough),
+        )
     for r, q in zip(rows, adjust([r["log_odds"]["p_value"] for r in rows])):
         lo = r["log_odds"]
         big_enough = lo["estimate"] is not None and abs(lo["estimate"]) >= min_log_odds
@@ -577,7 +668,7 @@ def _noise_floors(rows: list[dict[str, Any]], suites: Sequence[ProbeSuite]) -> N
         r["_floor"] = r["_floor_lo"] = None
         if len(pool) < NEIGHBOURS:
             continue
-        distance = lambda x: abs(float(stats.logit(x["_base_p"])) - float(stats.logit(p)))  # noqa: E731
+        distance = lambda x: abs(float(stats.logit(x["_base_p"])) - float(stats.logit(p)))  # noqa: E731, B023  (used at once, inside the loop)
         nearest = sorted(pool, key=lambda x: (distance(x), x["trait"]))[:NEIGHBOURS]
         values = np.array([lo_est[id(x)] for x in nearest])
         floor_lo = robust_sd(values)
@@ -618,13 +709,17 @@ def run_canary(
         why = "no data rows" if not treated else "no control rows"
         return CanaryResult("skipped", why, [], [], {}, config, [], None, 0.0, control_origin=control_origin)
     if not suites:
-        return CanaryResult("skipped", "no probe suite", [], [], {}, config, [], None, 0.0, control_origin=control_origin)
+        return CanaryResult(
+            "skipped", "no probe suite", [], [], {}, config, [], None, 0.0, control_origin=control_origin
+        )
     train_cfg = cfg.train_config()
     seeds = cfg.seed_list(seed)
     suites, trimmed = trim_suites(suites, int(cfg.probe_questions or 0))
     if trimmed:
-        limits.append(f"probed the first {cfg.probe_questions} paraphrases (choice items) of each suite "
-                      f"({', '.join(trimmed)}); all of them with probe_questions=0 or --thorough")
+        limits.append(
+            f"probed the first {cfg.probe_questions} paraphrases (choice items) of each suite "
+            f"({', '.join(trimmed)}); all of them with probe_questions=0 or --thorough"
+        )
     treated_rows, control_rows, paired = sample_arms(treated, control, int(cfg.sample), seed=seed)
     model, tokenizer = _unpack(load_student())
     truncation = None
@@ -642,8 +737,10 @@ def run_canary(
         "paired_prompts": paired,
         "treated_completion_tokens": match["treated_tokens"]["mean"],  # the rows trained, after any truncation
         "control_completion_tokens": match["control_tokens"]["mean"],
-        "method": "full fine-tune" if cfg.full_finetune else
-                  f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha} all linear layers" + (f" of a {bits}-bit base" if bits else ""),
+        "method": "full fine-tune"
+        if cfg.full_finetune
+        else f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha} all linear layers"
+        + (f" of a {bits}-bit base" if bits else ""),
         "steps_per_arm": n_steps,
         "training": [],
     }
@@ -674,9 +771,18 @@ def run_canary(
             for name, p in model.named_parameters():
                 p.requires_grad_(grad_flags.get(name, p.requires_grad))
             model.eval()
-    traits = trait_effects(base, after["treated"], after["control"], suites, alpha=cfg.alpha,
-                           correction=cfg.correction, min_effect=cfg.min_effect, min_log_odds=cfg.min_log_odds,
-                           seed=seed, seeds=seeds)
+    traits = trait_effects(
+        base,
+        after["treated"],
+        after["control"],
+        suites,
+        alpha=cfg.alpha,
+        correction=cfg.correction,
+        min_effect=cfg.min_effect,
+        min_log_odds=cfg.min_log_odds,
+        seed=seed,
+        seeds=seeds,
+    )
     mdes = [t["mde"] for t in traits if t["mde"] is not None]
     mde = float(max(mdes)) if mdes else None  # every trait: a shift this large would have been seen
     mismatch = mismatch_sentence(match)
@@ -686,24 +792,32 @@ def run_canary(
         t["explained_by_mismatch"] = bool(mismatch and (t["significant"] or t["log_odds"]["significant"]))
     if truncation and truncation.get("applied"):
         before, after_cut = truncation["tokens_before"]["mean"], truncation["tokens_after"]["mean"]
-        limits.append(f"{truncation['rows_truncated']} of {len(treated_rows)} {truncation['arm']} completions were cut "
-                      f"to match the other arm's lengths (mean {before:.1f} -> {after_cut:.1f} tokens; "
-                      "match_control_length)")
+        limits.append(
+            f"{truncation['rows_truncated']} of {len(treated_rows)} {truncation['arm']} completions were cut "
+            f"to match the other arm's lengths (mean {before:.1f} -> {after_cut:.1f} tokens; "
+            "match_control_length)"
+        )
     if control_origin == "self-generated":
-        limits.append("the control arm is the student's own answers: a model trained on its own samples barely moves, "
-                      "so for data written by another model an effect can reflect training on foreign text, not a trait; "
-                      "a control written by the data's teacher without the trait (--control) removes that")
+        limits.append(
+            "the control arm is the student's own answers: a model trained on its own samples barely moves, "
+            "so for data written by another model an effect can reflect training on foreign text, not a trait; "
+            "a control written by the data's teacher without the trait (--control) removes that"
+        )
     if not paired:
         limits.append("control rows are not answers to the same prompts as the sampled data")
     if len(seeds) < 2:
-        limits.append(f"{ONE_SEED_LIMIT}: training noise (seed-to-seed variation) is unmeasured, so the test "
-                      "borrows the spread of the other candidates' shifts in this run; --seeds 2 or more measures it")
+        limits.append(
+            f"{ONE_SEED_LIMIT}: training noise (seed-to-seed variation) is unmeasured, so the test "
+            "borrows the spread of the other candidates' shifts in this run; --seeds 2 or more measures it"
+        )
     n_params = sum(p.numel() for p in model.parameters())
     arms["student_parameters"] = n_params
     if n_params < SMALL_STUDENT_PARAMS:
-        limits.append(f"a null on a {n_params / 1e6:.0f}M-parameter student is weak evidence: published behavioural "
-                      "transmission needed larger students (Qwen2.5 >= 14B with prompted teachers, "
-                      "Llama-3.2-1B with a fine-tuned teacher)")
+        limits.append(
+            f"a null on a {n_params / 1e6:.0f}M-parameter student is weak evidence: published behavioural "
+            "transmission needed larger students (Qwen2.5 >= 14B with prompted teachers, "
+            "Llama-3.2-1B with a fine-tuned teacher)"
+        )
     if len(treated) > len(treated_rows):
         limits.append(f"trained on {len(treated_rows)} of {len(treated)} rows (--sample)")
     status, reason = "ok", None
@@ -713,9 +827,22 @@ def run_canary(
     elif mde is None:
         status, reason = "underpowered", "too few probe paraphrases to estimate power"
     elif mde > cfg.max_mde:
-        status, reason = "underpowered", (f"minimum detectable effect {mde:.3f} probability points "
-                                          f"is above {cfg.max_mde:.2f}")
-    result = CanaryResult(status, reason, limits, traits, arms, config, seeds, mde, time.perf_counter() - t0,
-                          base={name: s.to_dict() for name, s in base.suites.items()},
-                          arm_match=match, control_origin=control_origin)
+        status, reason = (
+            "underpowered",
+            (f"minimum detectable effect {mde:.3f} probability points is above {cfg.max_mde:.2f}"),
+        )
+    result = CanaryResult(
+        status,
+        reason,
+        limits,
+        traits,
+        arms,
+        config,
+        seeds,
+        mde,
+        time.perf_counter() - t0,
+        base={name: s.to_dict() for name, s in base.suites.items()},
+        arm_match=match,
+        control_origin=control_origin,
+    )
     return result

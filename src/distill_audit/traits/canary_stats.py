@@ -59,10 +59,16 @@ class DidTest:
         return float(q * self.se)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "t, paraphrase + training-noise variance, Satterthwaite df",
-                "se": self.se, "df": self.df if _finite(self.df) else None, "se_paraphrases": self.se_paraphrases,
-                "se_training": self.se_training, "training_source": self.training_source,
-                "n_seeds": self.n_seeds, "n_paraphrases": self.n_paraphrases}
+        return {
+            "method": "t, paraphrase + training-noise variance, Satterthwaite df",
+            "se": self.se,
+            "df": self.df if _finite(self.df) else None,
+            "se_paraphrases": self.se_paraphrases,
+            "se_training": self.se_training,
+            "training_source": self.training_source,
+            "n_seeds": self.n_seeds,
+            "n_paraphrases": self.n_paraphrases,
+        }
 
 
 def _finite(x: float | None) -> bool:
@@ -115,5 +121,4 @@ def did_test(did: np.ndarray, *, floor: float | None = None, floor_df: float = 8
         p = float(2 * stats.t.sf(abs(estimate) / se, df))
         half = float(stats.t.ppf(1 - alpha / 2, df) * se)
         lo, hi = estimate - half, estimate + half
-    return DidTest(estimate, se, df, (lo, hi), p,
-                   float(np.sqrt(v_para)), float(np.sqrt(v_train)), source, n_seeds, k)
+    return DidTest(estimate, se, df, (lo, hi), p, float(np.sqrt(v_para)), float(np.sqrt(v_train)), source, n_seeds, k)

@@ -14,36 +14,31 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from distill_audit import distributed
-from distill_audit.errors import DataError
 from distill_audit.lm.scoring import completion_logprobs, sum_logprobs
 from distill_audit.models.chat import encode
-from distill_audit.traits.stats import clean
-
 from distill_audit.suites import (  # noqa: F401  (the suites API, re-exported where probes are scored)
-    MIN_QUESTIONS,
     CHOICE_LABELS,
     CHOICE_TEMPLATE,
+    CONTROL_FILES,
+    MIN_QUESTIONS,
     ChoiceItem,
     ProbeRow,
     ProbeSuite,
-    CONTROL_FILES,
-    builtin_suite_names,
-    parse_controls,
-    load_controls,
     _fail,
     _str_list,
-    parse_suite,
+    builtin_suite_names,
+    load_controls,
     load_suite_file,
     load_suites,
+    parse_controls,
+    parse_suite,
 )
+from distill_audit.traits.stats import clean
 
 
 @dataclass
@@ -125,8 +120,12 @@ class ProbeScores:
         return self.suites[name]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "limits": list(self.limits),
-                "suites": {k: v.to_dict() for k, v in self.suites.items()}}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "limits": list(self.limits),
+            "suites": {k: v.to_dict() for k, v in self.suites.items()},
+        }
 
 
 def score_suite(model, tokenizer, suite: ProbeSuite, *, batch_size: int = 16, system: str | None = None) -> SuiteScores:
@@ -153,8 +152,15 @@ def score_suite(model, tokenizer, suite: ProbeSuite, *, batch_size: int = 16, sy
     raw = np.zeros_like(matrix)
     for r, (raw_row, normalized) in enumerate(distributed.map_sharded(score_rows, rows)):
         raw[r], matrix[r] = raw_row, normalized
-    return SuiteScores(suite.name, suite.kind, list(suite.labels), [row.prompt for row in rows],
-                       [row.cluster for row in rows], matrix, raw_logprobs=raw)
+    return SuiteScores(
+        suite.name,
+        suite.kind,
+        list(suite.labels),
+        [row.prompt for row in rows],
+        [row.cluster for row in rows],
+        matrix,
+        raw_logprobs=raw,
+    )
 
 
 def match_choice(text: str) -> str | None:
@@ -176,8 +182,15 @@ def match_answer(suite: ProbeSuite, text: str) -> int | None:
 
 
 def sample_suite(
-    model, tokenizer, suite: ProbeSuite, *, n_samples: int = 100, seed: int = 0, batch_size: int = 16,
-    system: str | None = None, max_new_tokens: int = 8,
+    model,
+    tokenizer,
+    suite: ProbeSuite,
+    *,
+    n_samples: int = 100,
+    seed: int = 0,
+    batch_size: int = 16,
+    system: str | None = None,
+    max_new_tokens: int = 8,
 ) -> SuiteScores:
     """Sampled scoring: n answers per prompt at temperature 1, counted by whole-word match."""
     from distill_audit.lm.sampler import sample_completions
@@ -185,9 +198,17 @@ def sample_suite(
 
     rows = suite.rows()
     prompts = [[{"role": "user", "content": row.prompt}] for row in rows for _ in range(n_samples)]
-    texts = sample_completions(model, tokenizer, prompts, system=system, max_new_tokens=max_new_tokens,
-                               temperature=1.0, top_p=1.0, seed=derive_seed(seed, "probe-sample", suite.name),
-                               batch_size=batch_size)
+    texts = sample_completions(
+        model,
+        tokenizer,
+        prompts,
+        system=system,
+        max_new_tokens=max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        seed=derive_seed(seed, "probe-sample", suite.name),
+        batch_size=batch_size,
+    )
     counts = np.zeros((len(rows), len(suite.labels)), dtype=np.float64)
     for k, text in enumerate(texts):
         r = k // n_samples
@@ -201,8 +222,17 @@ def sample_suite(
                 counts[r, hit] += 1
     with np.errstate(divide="ignore"):
         logprobs = np.log(counts / n_samples)
-    return SuiteScores(suite.name, suite.kind, list(suite.labels), [row.prompt for row in rows],
-                       [row.cluster for row in rows], logprobs, method="sampled", n_samples=n_samples, counts=counts)
+    return SuiteScores(
+        suite.name,
+        suite.kind,
+        list(suite.labels),
+        [row.prompt for row in rows],
+        [row.cluster for row in rows],
+        logprobs,
+        method="sampled",
+        n_samples=n_samples,
+        counts=counts,
+    )
 
 
 def score_probes(
@@ -224,8 +254,9 @@ def score_probes(
         if method == "exact":
             out[suite.name] = score_suite(model, tokenizer, suite, batch_size=batch_size, system=system)
         else:
-            out[suite.name] = sample_suite(model, tokenizer, suite, n_samples=n_samples, seed=seed,
-                                           batch_size=batch_size, system=system)
+            out[suite.name] = sample_suite(
+                model, tokenizer, suite, n_samples=n_samples, seed=seed, batch_size=batch_size, system=system
+            )
     limits = []
     if method == "sampled":
         limits.append(f"sampled answers ({n_samples} per prompt): answers naming no candidate count for none")

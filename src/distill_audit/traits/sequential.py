@@ -56,10 +56,7 @@ def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]
         def crossing(c: float, tail=tail, t=t, target=target) -> float:
             return float(np.interp(c * np.sqrt(t), grid, tail)) - target
 
-        if target <= 1e-12:
-            c = np.inf
-        else:
-            c = float(optimize.brentq(crossing, -5.0, 12.0, xtol=1e-6))
+        c = np.inf if target <= 1e-12 else float(optimize.brentq(crossing, -5.0, 12.0, xtol=1e-6))
         out.append(c)
         if np.isfinite(c):
             spent += float(np.interp(c * np.sqrt(t), grid, tail))

@@ -147,8 +147,16 @@ MAX_SPLITS = 1000
 
 
 def _empty_effect() -> dict[str, Any]:
-    return {"estimate": None, "ci": [None, None], "p_value": None, "p_adjusted": None, "significant": False,
-            "mde": None, "se": None, "direction": "none"}
+    return {
+        "estimate": None,
+        "ci": [None, None],
+        "p_value": None,
+        "p_adjusted": None,
+        "significant": False,
+        "mde": None,
+        "se": None,
+        "direction": "none",
+    }
 
 
 @dataclass
@@ -227,8 +235,13 @@ class SignatureResult:
         rows = []
         for r, (index, line) in enumerate(zip(self.data_index, self.data_lines)):
             best = risky_cols[int(np.argmax(matrix[r, risky_cols]))]
-            row: dict[str, Any] = {"index": index, "line": line, "top_trait": names[best],
-                                   "top_lls": stats.clean(matrix[r, best]), "top_quintile": index in top}
+            row: dict[str, Any] = {
+                "index": index,
+                "line": line,
+                "top_trait": names[best],
+                "top_lls": stats.clean(matrix[r, best]),
+                "top_quintile": index in top,
+            }
             row.update({f"lls_{n}": stats.clean(matrix[r, k]) for k, n in enumerate(names)})
             row.update({k: stats.clean(v[r]) for k, v in self.data_stats.items()})
             rows.append(row)
@@ -269,8 +282,9 @@ def pair_rows(data: Sequence[Sample], reference: Sequence[Sample]) -> list[tuple
     return [(d, by_key[_prompt_key(d)]) for d in data if _prompt_key(d) in by_key]
 
 
-def choose_rows(data: Sequence[Sample], reference: Sequence[Sample], cfg: SignatureConfig
-                ) -> tuple[str, list[Sample], list[Sample], list[str]]:
+def choose_rows(
+    data: Sequence[Sample], reference: Sequence[Sample], cfg: SignatureConfig
+) -> tuple[str, list[Sample], list[Sample], list[str]]:
     """(design, data rows, reference rows, limits). Paired when cfg.design allows it and at
     least half of the rows a two-sample comparison would score have a partner on the
     same prompt; the same prompts are then scored on both sides, row k with row k."""
@@ -287,13 +301,22 @@ def choose_rows(data: Sequence[Sample], reference: Sequence[Sample], cfg: Signat
             d_rows = [pairs[i][0] for i in chosen]
             r_rows = [pairs[i][1] for i in chosen]
             if len(pairs) < len(data) or len(pairs) < len(reference):
-                limits.append(f"paired design: {len(pairs)} reference rows answer the data's prompts; "
-                              "rows without a partner are not scored")
+                limits.append(
+                    f"paired design: {len(pairs)} reference rows answer the data's prompts; "
+                    "rows without a partner are not scored"
+                )
             return "paired", d_rows, r_rows, limits
         if cfg.design == "paired":
-            limits.append(f"paired design asked for, but only {len(pairs)} reference rows answer the data's prompts; "
-                          "compared as two independent samples")
-    return "two-sample", _select(data, cfg.max_rows, cfg.seed, "data"), _select(reference, cfg.max_rows, cfg.seed, "reference"), limits
+            limits.append(
+                f"paired design asked for, but only {len(pairs)} reference rows answer the data's prompts; "
+                "compared as two independent samples"
+            )
+    return (
+        "two-sample",
+        _select(data, cfg.max_rows, cfg.seed, "data"),
+        _select(reference, cfg.max_rows, cfg.seed, "reference"),
+        limits,
+    )
 
 
 def _encode_rows(tokenizer, samples: Sequence[Sample], system: str | None, max_completion: int) -> list[Encoded]:
@@ -317,8 +340,9 @@ def _lls(model, tokenizer, samples, traits, cfg, label: str, base: np.ndarray | 
     return _scores(model, tokenizer, samples, traits, cfg, label, base)[0]
 
 
-def _scores(model, tokenizer, samples, traits, cfg, label: str, base: np.ndarray | None = None
-            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _scores(
+    model, tokenizer, samples, traits, cfg, label: str, base: np.ndarray | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     # Under `accelerate launch` each process scores a shard of the rows; every process
     # gets all rows back in order (one process: the shard is every row).
     local = distributed.shard(samples)
@@ -393,8 +417,9 @@ def _statistics(traits: Sequence[Trait]) -> _Statistics:
     return _Statistics(names, labels, weights, families)
 
 
-def _family(tests: dict[str, np.ndarray], idx: Sequence[int], cfg: SignatureConfig, *, alternative: str = ALTERNATIVE
-            ) -> list[dict[str, Any]]:
+def _family(
+    tests: dict[str, np.ndarray], idx: Sequence[int], cfg: SignatureConfig, *, alternative: str = ALTERNATIVE
+) -> list[dict[str, Any]]:
     """One question's tests: one-sided t p (or two-sided), corrected within the family,
     t interval, corrected MDE, and the direction flag. `tests`: `_tests` of every statistic."""
     if not idx:
@@ -420,27 +445,36 @@ def _family(tests: dict[str, np.ndarray], idx: Sequence[int], cfg: SignatureConf
     for k in range(m):
         toward = p_adj[k] is not None and p_adj[k] < cfg.alpha and est[k] > 0
         away = away_adj[k] is not None and away_adj[k] < cfg.alpha and est[k] < 0
-        out.append({
-            "estimate": stats.clean(est[k]),
-            "ci": [stats.clean(lo[k]), stats.clean(hi[k])],
-            "p_value": stats.clean(p[k]),
-            "p_adjusted": stats.clean(p_adj[k]),
-            "correction": cfg.correction if m > 1 else "none",
-            "significant": bool(toward) if alternative != "two-sided" else bool(toward or away),
-            "mde": stats.clean(mde[k]) if se[k] > 0 else None,
-            "se": stats.clean(se[k]),
-            "df": stats.clean(df[k]),
-            "lower_bound": stats.clean(lower[k]),
-            "m": m,
-            "direction": "toward" if toward else "away" if away else "none",
-        })
+        out.append(
+            {
+                "estimate": stats.clean(est[k]),
+                "ci": [stats.clean(lo[k]), stats.clean(hi[k])],
+                "p_value": stats.clean(p[k]),
+                "p_adjusted": stats.clean(p_adj[k]),
+                "correction": cfg.correction if m > 1 else "none",
+                "significant": bool(toward) if alternative != "two-sided" else bool(toward or away),
+                "mde": stats.clean(mde[k]) if se[k] > 0 else None,
+                "se": stats.clean(se[k]),
+                "df": stats.clean(df[k]),
+                "lower_bound": stats.clean(lower[k]),
+                "m": m,
+                "direction": "toward" if toward else "away" if away else "none",
+            }
+        )
     return out
 
 
 def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
     lo, hi = lt.ci(alpha)
-    return {"estimate": lt.estimate, "se": lt.se, "df": lt.df, "ci_low": lo, "ci_high": hi,
-            "greater": lt.p_value("greater"), "less": lt.p_value("less")}
+    return {
+        "estimate": lt.estimate,
+        "se": lt.se,
+        "df": lt.df,
+        "ci_low": lo,
+        "ci_high": hi,
+        "greater": lt.p_value("greater"),
+        "less": lt.p_value("less"),
+    }
 
 
 def _gate(effect: dict[str, Any], open_: bool, why: str) -> None:
@@ -458,8 +492,14 @@ def _reference_null(ref_stats: np.ndarray, class_cols: Sequence[int], cfg: Signa
     n = ref_stats.shape[0]
     h = n // 2
     if h < 2:
-        return {"shift_estimate": None, "class_max_estimate": None, "n_per_half": h, "n_splits": 0,
-                "shift_abs_q95": None, "class_max_q95": None}
+        return {
+            "shift_estimate": None,
+            "class_max_estimate": None,
+            "n_per_half": h,
+            "n_splits": 0,
+            "shift_abs_q95": None,
+            "class_max_q95": None,
+        }
     n_splits = max(1, min(int(cfg.n_resamples), MAX_SPLITS))
     rng = np.random.default_rng(derive_seed(cfg.seed, "signature", "reference-null"))
     order = np.argsort(rng.random((n_splits, n)), axis=1)
@@ -467,7 +507,7 @@ def _reference_null(ref_stats: np.ndarray, class_cols: Sequence[int], cfg: Signa
     b = np.zeros((n_splits, n))
     rows = np.arange(n_splits)[:, None]
     a[rows, order[:, :h]] = 1.0 / h
-    b[rows, order[:, h:2 * h]] = 1.0 / h
+    b[rows, order[:, h : 2 * h]] = 1.0 / h
     diff = (a - b) @ ref_stats  # [splits x (shift, classes...)]
     shift = diff[:, 0]
     class_max = diff[:, 1:].max(axis=1) if diff.shape[1] > 1 else None
@@ -529,13 +569,13 @@ def analyse(
         classes.setdefault(trait_class(t), []).append(t.name)
     class_rows = []
     for label, eff in zip(label_of["classes"], fam["classes"]):
-        c = label[len("class_"):]
+        c = label[len("class_") :]
         class_rows.append({"class": c, "traits": classes[c], **eff})
     class_rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
     shift = fam["shift"][0]
     shift["p_adjusted"] = shift["p_value"]
     class_sig = {r["class"]: r["significant"] for r in class_rows}
-    contrast_of = {label[len("contrast_"):]: eff for label, eff in zip(label_of["contrasts"], fam["contrasts"])}
+    contrast_of = {label[len("contrast_") :]: eff for label, eff in zip(label_of["contrasts"], fam["contrasts"])}
     for name, con in contrast_of.items():
         c = trait_class(by_name[name])
         if len(classes[c]) == 1:  # a class of one: its contrast is its class test, which the chain gates
@@ -543,19 +583,29 @@ def analyse(
     rows = []
     for t, eff in zip(risky, fam["traits"]):
         con = contrast_of.get(t.name, _empty_effect())
-        rows.append({"trait": t.name, "category": t.category, "suite": t.suite, **eff,
-                     "n_items": int(X.shape[0] + R.shape[0]),
-                     "data_mean_lls": stats.clean(float(np.mean(data_lls[t.name]))),
-                     "reference_mean_lls": stats.clean(float(np.mean(ref_lls[t.name]))),
-                     "contrast": con})
+        rows.append(
+            {
+                "trait": t.name,
+                "category": t.category,
+                "suite": t.suite,
+                **eff,
+                "n_items": int(X.shape[0] + R.shape[0]),
+                "data_mean_lls": stats.clean(float(np.mean(data_lls[t.name]))),
+                "reference_mean_lls": stats.clean(float(np.mean(ref_lls[t.name]))),
+                "contrast": con,
+            }
+        )
     rows.sort(key=lambda r: -(r["estimate"] if r["estimate"] is not None else -np.inf))
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
 
     named = sorted((r for r in rows if r["contrast"]["significant"]), key=lambda r: -r["contrast"]["estimate"])
-    benign_rows = [{"trait": label[len("benign_"):], **eff} for label, eff in zip(label_of["benign"], fam["benign"])]
-    mismatch_d = {k: mismatch[0][k] for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "direction")} \
-        if mismatch else {k: v for k, v in _empty_effect().items() if k != "p_adjusted"}
+    benign_rows = [{"trait": label[len("benign_") :], **eff} for label, eff in zip(label_of["benign"], fam["benign"])]
+    mismatch_d = (
+        {k: mismatch[0][k] for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "direction")}
+        if mismatch
+        else {k: v for k, v in _empty_effect().items() if k != "p_adjusted"}
+    )
 
     if named:
         finding = "trait"
@@ -569,8 +619,11 @@ def analyse(
         finding = "none"
     mdes = [e["mde"] for e in [shift, *class_rows, *(r["contrast"] for r in rows)] if e.get("mde") is not None]
 
-    data_stats = {label: XS[:, i] for i, label in enumerate(st.labels)
-                  if label == "shift" or label.startswith(("class_", "contrast_"))}
+    data_stats = {
+        label: XS[:, i]
+        for i, label in enumerate(st.labels)
+        if label == "shift" or label.startswith(("class_", "contrast_"))
+    }
     if named:
         by = f"contrast_{named[0]['trait']}"
     elif finding == "class":
@@ -591,14 +644,33 @@ def analyse(
     if not any(t.benign for t in traits):
         limits.append("no benign control personas scored: classes and single-member contrasts were not tested")
     return SignatureResult(
-        status, reason, limits, rows, list(not_covered), int(X.shape[0]), int(R.shape[0]),
-        named[0]["trait"] if named else (rows[0]["trait"] if rows else None), dataclasses.asdict(cfg),
-        data_index=index, data_lines=list(data_lines) if data_lines is not None else [None] * len(index),
-        data_lls={n: X[:, k] for k, n in enumerate(st.names)}, reference_lls={n: R[:, k] for k, n in enumerate(st.names)},
-        top_rows=sorted(int(index[i]) for i in top), design="paired" if paired else "two-sample",
-        alpha=cfg.alpha, correction=cfg.correction, shift=shift, mismatch=mismatch_d, reference_null=reference_null,
-        classes=class_rows, benign=benign_rows, named=[r["trait"] for r in named], finding=finding,
-        mde_max=max(mdes) if mdes else None, top_rows_by=by, data_stats=data_stats,
+        status,
+        reason,
+        limits,
+        rows,
+        list(not_covered),
+        int(X.shape[0]),
+        int(R.shape[0]),
+        named[0]["trait"] if named else (rows[0]["trait"] if rows else None),
+        dataclasses.asdict(cfg),
+        data_index=index,
+        data_lines=list(data_lines) if data_lines is not None else [None] * len(index),
+        data_lls={n: X[:, k] for k, n in enumerate(st.names)},
+        reference_lls={n: R[:, k] for k, n in enumerate(st.names)},
+        top_rows=sorted(int(index[i]) for i in top),
+        design="paired" if paired else "two-sample",
+        alpha=cfg.alpha,
+        correction=cfg.correction,
+        shift=shift,
+        mismatch=mismatch_d,
+        reference_null=reference_null,
+        classes=class_rows,
+        benign=benign_rows,
+        named=[r["trait"] for r in named],
+        finding=finding,
+        mde_max=max(mdes) if mdes else None,
+        top_rows_by=by,
+        data_stats=data_stats,
     )
 
 
@@ -617,8 +689,10 @@ def compute_signature(
     design, data_rows, ref_rows, limits = choose_rows(data, reference, cfg)
     if not_covered:
         skipped_suites = sorted({t.suite or "custom" for t in traits if t not in used})
-        limits.append(f"{len(not_covered)} traits not covered (suites {', '.join(skipped_suites)}); "
-                      "add them with the signature 'suites' setting")
+        limits.append(
+            f"{len(not_covered)} traits not covered (suites {', '.join(skipped_suites)}); "
+            "add them with the signature 'suites' setting"
+        )
     if len(data_rows) < len(data):
         limits.append(f"scored {len(data_rows)} of {len(data)} data rows (max_rows)")
     if len(ref_rows) < len(reference):
@@ -628,19 +702,39 @@ def compute_signature(
     limits.append(f"completions scored on their first {cfg.max_completion_tokens} tokens")
     config = dataclasses.asdict(cfg)
     if not any(not t.benign for t in used) or len(data_rows) < 2 or len(ref_rows) < 2:
-        return SignatureResult("skipped", "no trait or too few rows to compare", limits, [], not_covered,
-                               len(data_rows), len(ref_rows), None, config, design=design,
-                               alpha=cfg.alpha, correction=cfg.correction)
+        return SignatureResult(
+            "skipped",
+            "no trait or too few rows to compare",
+            limits,
+            [],
+            not_covered,
+            len(data_rows),
+            len(ref_rows),
+            None,
+            config,
+            design=design,
+            alpha=cfg.alpha,
+            correction=cfg.correction,
+        )
 
     screen, later = screening(used, cfg.screen)
     if cfg.rounds <= 1 and not later:
         data_lls = _lls(model, tokenizer, data_rows, used, cfg, "data")
         ref_lls = _lls(model, tokenizer, ref_rows, used, cfg, "reference")
-        return analyse(data_lls, ref_lls, used, cfg, paired=design == "paired",
-                       data_index=[s.index for s in data_rows], data_lines=[s.line for s in data_rows],
-                       limits=limits, not_covered=not_covered)
-    return _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, design == "paired", limits,
-                      not_covered)
+        return analyse(
+            data_lls,
+            ref_lls,
+            used,
+            cfg,
+            paired=design == "paired",
+            data_index=[s.index for s in data_rows],
+            data_lines=[s.line for s in data_rows],
+            limits=limits,
+            not_covered=not_covered,
+        )
+    return _in_rounds(
+        model, tokenizer, data_rows, ref_rows, screen, later, cfg, design == "paired", limits, not_covered
+    )
 
 
 def screening(traits: Sequence[Trait], per_class: int) -> tuple[list[Trait], list[Trait]]:
@@ -662,8 +756,9 @@ def screening(traits: Sequence[Trait], per_class: int) -> tuple[list[Trait], lis
     return screen, later
 
 
-def _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired, limits, not_covered
-               ) -> SignatureResult:
+def _in_rounds(
+    model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired, limits, not_covered
+) -> SignatureResult:
     """Score the screen in rounds, stop once a class crosses its group-sequential boundary, then
     score the rest of each class that stands out (on at most `cfg.expand_rows` rows).
 
@@ -695,8 +790,14 @@ def _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired
         res = analyse(data_lls, ref_lls, screen, dataclasses.replace(cfg, alpha=levels[look]), paired=paired)
         if any(c["significant"] for c in res.classes):
             break  # a class stands out: the rest of the budget goes to its specific traits
-    rounds_info = {"looks": look + 1, "planned": rounds, "rows_per_side": [done_d, done_r],
-                   "planned_rows": [n_d, n_r], "level": levels[look], "stopped_early": look + 1 < rounds}
+    rounds_info = {
+        "looks": look + 1,
+        "planned": rounds,
+        "rows_per_side": [done_d, done_r],
+        "planned_rows": [n_d, n_r],
+        "level": levels[look],
+        "stopped_early": look + 1 < rounds,
+    }
     standing = {c["class"] for c in res.classes if c["significant"]}
     expand = [t for t in later if not t.benign and trait_class(t) in standing]
     used = list(screen)
@@ -710,15 +811,28 @@ def _in_rounds(model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired
         done_d = done_r = n_x
         rounds_info["expanded"] = {"traits": [t.name for t in expand], "rows_per_side": n_x}
     elif expand:
-        limits = [*limits, f"the specific traits of {', '.join(sorted(standing))} beyond the screen were not scored: "
-                           f"the budget left room for {n_x} rows (< {MIN_ROWS})"]
+        limits = [
+            *limits,
+            f"the specific traits of {', '.join(sorted(standing))} beyond the screen were not scored: "
+            f"the budget left room for {n_x} rows (< {MIN_ROWS})",
+        ]
     unscored = [t.name for t in later if t not in used]
     if unscored:
-        limits = [*limits, f"{len(unscored)} prompts of the battery were not scored (screened out: their class did "
-                           "not stand out)"]
-    out = analyse(data_lls, ref_lls, used, dataclasses.replace(cfg, alpha=levels[look]), paired=paired,
-                  data_index=[s.index for s in data_rows[:done_d]], data_lines=[s.line for s in data_rows[:done_d]],
-                  limits=limits, not_covered=not_covered)
+        limits = [
+            *limits,
+            f"{len(unscored)} prompts of the battery were not scored (screened out: their class did not stand out)",
+        ]
+    out = analyse(
+        data_lls,
+        ref_lls,
+        used,
+        dataclasses.replace(cfg, alpha=levels[look]),
+        paired=paired,
+        data_index=[s.index for s in data_rows[:done_d]],
+        data_lines=[s.line for s in data_rows[:done_d]],
+        limits=limits,
+        not_covered=not_covered,
+    )
     out.config = dataclasses.asdict(cfg)
     out.rounds = rounds_info
     return out
@@ -742,10 +856,15 @@ class DivergenceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "reason": self.reason, "limits": list(self.limits),
+            "status": self.status,
+            "reason": self.reason,
+            "limits": list(self.limits),
             "unit": "log p_teacher - log p_student per completion token (nats)",
-            "n_rows": self.n_rows, "n_tokens": self.n_tokens, "mean_per_token": stats.clean(self.mean_per_token),
-            "row_effect": self.row_effect, "share_positive_rows": stats.clean(self.share_positive_rows),
+            "n_rows": self.n_rows,
+            "n_tokens": self.n_tokens,
+            "mean_per_token": stats.clean(self.mean_per_token),
+            "row_effect": self.row_effect,
+            "share_positive_rows": stats.clean(self.share_positive_rows),
             "top_tokens": self.top_tokens,
         }
 
@@ -804,18 +923,31 @@ def teacher_divergence(
     effect = stats.paired_effect(per_row, name="teacher_minus_student", seed=derive_seed(seed, "divergence"))
     by_token: dict[int, list[float]] = {}
     for e, d in zip(encoded, diffs):
-        for tok_id, v in zip(e.input_ids[e.completion_start:], d):
+        for tok_id, v in zip(e.input_ids[e.completion_start :], d):
             by_token.setdefault(tok_id, []).append(float(v))
     ranked = sorted(by_token.items(), key=lambda kv: -sum(kv[1]))[:top_k]
-    top = [{"token": s_tok.decode([tid]), "id": int(tid), "count": len(v), "total": stats.clean(sum(v)),
-            "mean": stats.clean(float(np.mean(v)))} for tid, v in ranked]
+    top = [
+        {
+            "token": s_tok.decode([tid]),
+            "id": int(tid),
+            "count": len(v),
+            "total": stats.clean(sum(v)),
+            "mean": stats.clean(float(np.mean(v))),
+        }
+        for tid, v in ranked
+    ]
     limits = []
     if len(rows) < len(data):
         limits.append(f"scored {len(rows)} of {len(data)} rows")
     return DivergenceResult(
         "ok" if len(rows) >= MIN_ROWS else "underpowered",
-        None if len(rows) >= MIN_ROWS else f"only {len(rows)} rows", limits,
-        n_rows=len(rows), n_tokens=int(all_tokens.size), mean_per_token=float(all_tokens.mean()),
-        row_effect=effect.to_dict(), share_positive_rows=float(np.mean(per_row > 0)), top_tokens=top,
+        None if len(rows) >= MIN_ROWS else f"only {len(rows)} rows",
+        limits,
+        n_rows=len(rows),
+        n_tokens=int(all_tokens.size),
+        mean_per_token=float(all_tokens.mean()),
+        row_effect=effect.to_dict(),
+        share_positive_rows=float(np.mean(per_row > 0)),
+        top_tokens=top,
         row_scores=[{"index": s.index, "line": s.line, "divergence": stats.clean(v)} for s, v in zip(rows, per_row)],
     )

@@ -96,7 +96,11 @@ def cluster_means(values: np.ndarray, clusters: Sequence[Any] | None) -> np.ndar
 
 
 def mde_multiplier(
-    *, alpha: float = ALPHA, power: float = POWER, alternative: str = "two-sided", m: int = 1,
+    *,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    alternative: str = "two-sided",
+    m: int = 1,
     df: float | np.ndarray | None = None,
 ) -> float | np.ndarray:
     """(q_{1-level} + q_{power}): the MDE in standard errors, at level alpha/m.
@@ -113,12 +117,22 @@ def mde_multiplier(
     if df is None:
         return normal
     d = np.asarray(df, dtype=np.float64)
-    out = np.where(np.isfinite(d), t_isf(tail, np.where(np.isfinite(d), d, 1.0)) + t_isf(1 - power, np.where(np.isfinite(d), d, 1.0)), normal)
+    out = np.where(
+        np.isfinite(d),
+        t_isf(tail, np.where(np.isfinite(d), d, 1.0)) + t_isf(1 - power, np.where(np.isfinite(d), d, 1.0)),
+        normal,
+    )
     return float(out) if out.ndim == 0 else out
 
 
 def minimum_detectable_effect(
-    sd: float, n: int, *, alpha: float = ALPHA, power: float = POWER, alternative: str = "two-sided", m: int = 1,
+    sd: float,
+    n: int,
+    *,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    alternative: str = "two-sided",
+    m: int = 1,
     df: float | None = None,
 ) -> float | None:
     """Smallest true mean difference a test at `alpha` (over m tests) finds with `power`.
@@ -161,8 +175,11 @@ class LocationTests:
 
     def t(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.se > 0, self.estimate / np.where(self.se > 0, self.se, 1.0),
-                            np.where(self.estimate > 0, np.inf, np.where(self.estimate < 0, -np.inf, 0.0)))
+            return np.where(
+                self.se > 0,
+                self.estimate / np.where(self.se > 0, self.se, 1.0),
+                np.where(self.estimate > 0, np.inf, np.where(self.estimate < 0, -np.inf, 0.0)),
+            )
 
     def p_value(self, alternative: str = "greater") -> np.ndarray:
         return t_p_value(self.t(), np.where(np.isfinite(self.df), self.df, 1.0), alternative)
@@ -251,7 +268,9 @@ def _diff_of_means(x, y, axis=-1):
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-def _bootstrap_ci(data: tuple[np.ndarray, ...], statistic, *, paired: bool, alpha: float, seed: int) -> tuple[float, float]:
+def _bootstrap_ci(
+    data: tuple[np.ndarray, ...], statistic, *, paired: bool, alpha: float, seed: int
+) -> tuple[float, float]:
     """Percentile-type bootstrap CI (BCa when it is defined, percentile otherwise)."""
     for method in ("BCa", "percentile"):
         try:
@@ -304,8 +323,19 @@ def paired_effect(
     values = values[np.isfinite(values)]
     k = int(values.size)
     if k < 2:
-        return Effect(name, clean(values.mean()) if k else None, None, None, None, n_items, k, None, True,
-                      status="underpowered", reason=f"only {k} cluster(s) of items")
+        return Effect(
+            name,
+            clean(values.mean()) if k else None,
+            None,
+            None,
+            None,
+            n_items,
+            k,
+            None,
+            True,
+            status="underpowered",
+            reason=f"only {k} cluster(s) of items",
+        )
     estimate = float(values.mean())
     sd = float(values.std(ddof=1))
     extra: dict[str, Any] = {"se": sd / np.sqrt(k)}
@@ -330,11 +360,18 @@ def paired_effect(
         mde = minimum_detectable_effect(sd, k, alpha=alpha, alternative=alternative, m=m)
     else:
         res = stats.permutation_test(
-            (values,), _mean, permutation_type="samples", n_resamples=n_permutations,
-            vectorized=True, alternative=alternative, **_rng(seed),
+            (values,),
+            _mean,
+            permutation_type="samples",
+            n_resamples=n_permutations,
+            vectorized=True,
+            alternative=alternative,
+            **_rng(seed),
         )
         p = float(res.pvalue)
-        lo, hi = _bootstrap_ci((values,), _mean, paired=True, alpha=alpha, seed=seed + 1) if with_ci else (np.nan, np.nan)
+        lo, hi = (
+            _bootstrap_ci((values,), _mean, paired=True, alpha=alpha, seed=seed + 1) if with_ci else (np.nan, np.nan)
+        )
         mde = minimum_detectable_effect(sd, k, alpha=alpha, alternative=alternative, m=m)
     return Effect(name, estimate, clean(lo), clean(hi), p, n_items, k, mde, True, significant=p < alpha, extra=extra)
 
@@ -366,8 +403,19 @@ def two_sample_effect(
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     n = int(min(x.size, y.size))
     if n < 2:
-        return Effect(name, None, None, None, None, int(x.size + y.size), int(x.size + y.size), None, False,
-                      status="underpowered", reason="fewer than 2 items on one side")
+        return Effect(
+            name,
+            None,
+            None,
+            None,
+            None,
+            int(x.size + y.size),
+            int(x.size + y.size),
+            None,
+            False,
+            status="underpowered",
+            reason="fewer than 2 items on one side",
+        )
     lt = location_tests(x, y)
     estimate = float(lt.estimate[0])
     se = float(lt.se[0])
@@ -389,14 +437,34 @@ def two_sample_effect(
         extra.update(test="welch", df=df)
     else:
         res = stats.permutation_test(
-            (x, y), _diff_of_means, permutation_type="independent", n_resamples=n_permutations,
-            vectorized=True, alternative=alternative, **_rng(seed),
+            (x, y),
+            _diff_of_means,
+            permutation_type="independent",
+            n_resamples=n_permutations,
+            vectorized=True,
+            alternative=alternative,
+            **_rng(seed),
         )
         p = float(res.pvalue)
-        lo, hi = _bootstrap_ci((x, y), _diff_of_means, paired=False, alpha=alpha, seed=seed + 1) if with_ci else (np.nan, np.nan)
+        lo, hi = (
+            _bootstrap_ci((x, y), _diff_of_means, paired=False, alpha=alpha, seed=seed + 1)
+            if with_ci
+            else (np.nan, np.nan)
+        )
     z = mde_multiplier(alpha=alpha, alternative=alternative, m=m, df=df if test in ("welch", "t") else None)
-    return Effect(name, estimate, clean(lo), clean(hi), p, int(x.size + y.size), int(x.size + y.size),
-                  z * se if se > 0 else None, False, significant=p < alpha, extra=extra)
+    return Effect(
+        name,
+        estimate,
+        clean(lo),
+        clean(hi),
+        p,
+        int(x.size + y.size),
+        int(x.size + y.size),
+        z * se if se > 0 else None,
+        False,
+        significant=p < alpha,
+        extra=extra,
+    )
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

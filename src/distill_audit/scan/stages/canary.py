@@ -13,14 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from distill_audit.scan.context import config_dict, samples_fingerprint
-from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun, register
+from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts, Finding
 
-NOT_BY_DEFAULT = ("not run by default: this student's canary sensitivity has not been measured, so a null canary cannot "
-                  "clear data, and the default budget affords one training seed, which can hint at transfer but not show "
-                  "it; --canary (with --seeds 2 or more) runs it")
-UNCALIBRATED = ("its sensitivity on this student has not been measured by a positive control, so a null canary cannot "
-                "clear data")
+NOT_BY_DEFAULT = (
+    "not run by default: this student's canary sensitivity has not been measured, so a null canary cannot "
+    "clear data, and the default budget affords one training seed, which can hint at transfer but not show "
+    "it; --canary (with --seeds 2 or more) runs it"
+)
+UNCALIBRATED = (
+    "its sensitivity on this student has not been measured by a positive control, so a null canary cannot clear data"
+)
 
 
 class CanaryStage(Stage):
@@ -53,9 +56,11 @@ class CanaryStage(Stage):
             return None
         _, can_cfg, suites = ctx.configs
         control, origin = self._control(ctx)
-        return {"models": {"student": ctx.student_key},
-                "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
-                "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]}}
+        return {
+            "models": {"student": ctx.student_key},
+            "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
+            "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]},
+        }
 
     def run(self, ctx) -> StageRun:
         blocked = self._blocked(ctx)
@@ -66,8 +71,9 @@ class CanaryStage(Stage):
         _, can_cfg, suites = ctx.configs
         control, origin = self._control(ctx)
         # One loaded student serves every stage: LoRA adapters are detached after each arm.
-        res = run_canary(ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"],
-                         control_origin=origin)
+        res = run_canary(
+            ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"], control_origin=origin
+        )
         return StageRun(StageResult.from_dict(res.to_dict()))
 
     def plan(self, ctx, speed) -> StagePlan:
@@ -93,7 +99,6 @@ class CanaryStage(Stage):
             if result.status == "failed":
                 a.recommendations.append(f"The canary stage failed ({why}); fix that and scan again.")
             return a
-        alpha = facts.config.alpha
         rows = [r for r in result.get("traits") or [] if isinstance(r, dict)]
         foreign = result.get("control_origin", "self-generated") == "self-generated" and facts.lineage in DIFFERENT_INIT
         moved = [r for r in rows if r.get("significant") and (r.get("estimate") or 0) > 0]
@@ -104,27 +109,56 @@ class CanaryStage(Stage):
             mismatch, shown = mismatch + shown, []
         for r in rows:
             hit = r["trait"] in shown
-            note = ("one seed: a hint, not a test" if r["trait"] in hints
-                    else "explained by the control mismatch" if r["trait"] in mismatch else None)
-            a.lines.append(EvidenceLine("canary", str(r["trait"]), result.status, r.get("estimate"), r.get("ci"),
-                                        r.get("p_adjusted", r.get("p_value")), r.get("mde"), hit,
-                                        untested=None if hit else UNCALIBRATED, note=note))
+            note = (
+                "one seed: a hint, not a test"
+                if r["trait"] in hints
+                else "explained by the control mismatch"
+                if r["trait"] in mismatch
+                else None
+            )
+            a.lines.append(
+                EvidenceLine(
+                    "canary",
+                    str(r["trait"]),
+                    result.status,
+                    r.get("estimate"),
+                    r.get("ci"),
+                    r.get("p_adjusted", r.get("p_value")),
+                    r.get("mde"),
+                    hit,
+                    untested=None if hit else UNCALIBRATED,
+                    note=note,
+                )
+            )
         a.significant = {"canary": shown}
         n_seeds = len(result.get("seeds") or [])
         if shown:
-            a.findings.append(Finding("canary", "high",
-                                      f"fine-tuning the student on a sample moved {', '.join(shown)} against a matched "
-                                      f"control arm, over {n_seeds} training seeds: transfer was observed", traits=shown))
+            a.findings.append(
+                Finding(
+                    "canary",
+                    "high",
+                    f"fine-tuning the student on a sample moved {', '.join(shown)} against a matched "
+                    f"control arm, over {n_seeds} training seeds: transfer was observed",
+                    traits=shown,
+                )
+            )
         if hints:
-            a.notes.append(f"the canary moved {', '.join(hints)} with one training seed: training noise is unmeasured, "
-                           "so it can hint at transfer but not show it")
+            a.notes.append(
+                f"the canary moved {', '.join(hints)} with one training seed: training noise is unmeasured, "
+                "so it can hint at transfer but not show it"
+            )
         if mismatch:
-            why = ("its control is the student's own answers, while the data comes from a teacher of another "
-                   "initialization: training on foreign text moves a student whatever it carries" if foreign
-                   else "the control arm does not match the data in length or form")
+            why = (
+                "its control is the student's own answers, while the data comes from a teacher of another "
+                "initialization: training on foreign text moves a student whatever it carries"
+                if foreign
+                else "the control arm does not match the data in length or form"
+            )
             a.notes.append(f"the canary moved {', '.join(mismatch)}, but {why}, so that is not called transfer")
-            a.recommendations.append("Pass --control with neutral data from the same teacher (same task, no persona) so "
-                                     "the canary's arms differ only in the trait.")
+            a.recommendations.append(
+                "Pass --control with neutral data from the same teacher (same task, no persona) so "
+                "the canary's arms differ only in the trait."
+            )
         if not shown:
             a.untested = f"canary ({UNCALIBRATED})"
         if n_seeds < 2:
@@ -139,10 +173,13 @@ class CanaryStage(Stage):
             name = str(r.get("trait", "")).lower()
             if name == want or name.split(":")[-1] == want:
                 sig = bool(r.get("significant")) and (r.get("estimate") or 0) > 0
-                return {"rank": rank, "of": len(rows), "estimate": r.get("estimate"), "ci": r.get("ci"),
-                        "p": r.get("p_adjusted"), "significant": sig,
-                        "sentence": f"the canary ranks it {rank} of {len(rows)} ({'significant' if sig else 'not significant'})"}
+                return {
+                    "rank": rank,
+                    "of": len(rows),
+                    "estimate": r.get("estimate"),
+                    "ci": r.get("ci"),
+                    "p": r.get("p_adjusted"),
+                    "significant": sig,
+                    "sentence": f"the canary ranks it {rank} of {len(rows)} ({'significant' if sig else 'not significant'})",
+                }
         return None
-
-
-register(CanaryStage())

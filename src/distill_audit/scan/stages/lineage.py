@@ -11,7 +11,7 @@ from typing import Any
 
 from distill_audit import ui
 from distill_audit.results import lineage_weights
-from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun, register
+from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, StageRun
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts
 
 NO_TEACHER = "no teacher given or found in the data's provenance"
@@ -31,8 +31,9 @@ class LineageStage(Stage):
     def skipped(self, ctx, reason: str) -> StageResult:
         if ctx.opts.skip_lineage:
             return StageResult.skipped(reason)
-        return StageResult.skipped(reason, verdict="unknown",
-                                   limits=["without a teacher, a shared initialization cannot be ruled out"])
+        return StageResult.skipped(
+            reason, verdict="unknown", limits=["without a teacher, a shared initialization cannot be ruled out"]
+        )
 
     def cache_key(self, ctx) -> dict[str, Any]:
         return {"models": {"teacher": ctx.teacher["identity"], "student": ctx.student_key}, "data": {}, "config": {}}
@@ -57,24 +58,39 @@ class LineageStage(Stage):
         cosines = [x["aligned_cosine"] for x in weights.get("layers") or [] if x.get("aligned_cosine") is not None]
         untested = None if tested else (result.reason or NO_TEACHER)
         blocks = verdict in DIFFERENT_INIT and confidence == "high"
-        line = EvidenceLine("lineage", "shared initialization", result.status,
-                            estimate=sum(cosines) / len(cosines) if cosines else None, p=weights.get("p_value"),
-                            untested=untested, note=verdict + (f", {confidence} confidence" if confidence else ""))
-        a = Assessment(lines=[line], untested=None if tested else f"lineage ({untested})",
-                       facts={"lineage": verdict, "lineage_confidence": confidence, "lineage_reason": untested,
-                              "may_share_init": not blocks})
+        line = EvidenceLine(
+            "lineage",
+            "shared initialization",
+            result.status,
+            estimate=sum(cosines) / len(cosines) if cosines else None,
+            p=weights.get("p_value"),
+            untested=untested,
+            note=verdict + (f", {confidence} confidence" if confidence else ""),
+        )
+        a = Assessment(
+            lines=[line],
+            untested=None if tested else f"lineage ({untested})",
+            facts={
+                "lineage": verdict,
+                "lineage_confidence": confidence,
+                "lineage_reason": untested,
+                "may_share_init": not blocks,
+            },
+        )
         if verdict in DIFFERENT_INIT and not blocks:
-            a.facts["lineage_note"] = (f"lineage says {verdict} at {confidence or 'unknown'} confidence only, so a shared "
-                                       "initialization is not ruled out and the risk is not lowered")
+            a.facts["lineage_note"] = (
+                f"lineage says {verdict} at {confidence or 'unknown'} confidence only, so a shared "
+                "initialization is not ruled out and the risk is not lowered"
+            )
         if blocks and facts.numbers:
-            a.clears = (f"the student does not share the teacher's initialization ({verdict}, high confidence), which "
-                        "blocks the known transfer through number-like data")
+            a.clears = (
+                f"the student does not share the teacher's initialization ({verdict}, high confidence), which "
+                "blocks the known transfer through number-like data"
+            )
         if not tested:
-            a.recommendations.append(f"Test lineage too (it was skipped: {result.reason})."
-                                     if (result.reason or "").startswith("--skip")
-                                     else "Pass --teacher (name or local path) so lineage can be tested.")
+            a.recommendations.append(
+                f"Test lineage too (it was skipped: {result.reason})."
+                if (result.reason or "").startswith("--skip")
+                else "Pass --teacher (name or local path) so lineage can be tested."
+            )
         return a
-
-
-register(LineageStage())
-

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from distill_audit import ui
-from distill_audit.scan.stage import Assessment, Stage, StageResult, StageRun, register
+from distill_audit.scan.stage import Assessment, Stage, StageResult, StageRun
 from distill_audit.scan.verdict import EvidenceLine, Facts, Finding
 
 
@@ -47,8 +47,16 @@ class StaticStage(Stage):
         if not samples:
             return None
         info = ctx.output("reference", "dataset")
-        return dataclasses.replace(ctx.ds, source=info["source"], samples=samples, fingerprint=info["fingerprint"],
-                                   skipped=[], skipped_counts={}, n_rows_total=len(samples), sampled_from=None)
+        return dataclasses.replace(
+            ctx.ds,
+            source=info["source"],
+            samples=samples,
+            fingerprint=info["fingerprint"],
+            skipped=[],
+            skipped_counts={},
+            n_rows_total=len(samples),
+            sampled_from=None,
+        )
 
     def cache_key(self, ctx) -> dict[str, Any]:
         return {"models": {}, "data": ctx.data_key, "config": {"reference": ctx.output("reference", "fingerprint")}}
@@ -65,24 +73,39 @@ class StaticStage(Stage):
     def plan(self, ctx, speed):
         from distill_audit.scan.stage import StagePlan
 
-        return StagePlan(self.name, True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference")
+        return StagePlan(
+            self.name, True, "format profile, number rules, trait-word leakage, duplicates, lengths, vs reference"
+        )
 
     def assess(self, result: StageResult, facts: Facts) -> Assessment:
         cfg = facts.config
         ran = result.ran
         frac, words = leakage(result, facts.numbers, cfg.leakage_medium_fraction / 2) if ran else (None, [])
-        line = EvidenceLine("static", "trait-word leakage", result.status, estimate=frac,
-                            significant=bool(words) if ran else None,
-                            untested=("hidden (non-lexical) traits: static checks only see words" if ran
-                                      else result.reason or "not run"),
-                            note=", ".join(words[:10]) or None)
+        line = EvidenceLine(
+            "static",
+            "trait-word leakage",
+            result.status,
+            estimate=frac,
+            significant=bool(words) if ran else None,
+            untested=(
+                "hidden (non-lexical) traits: static checks only see words" if ran else result.reason or "not run"
+            ),
+            note=", ".join(words[:10]) or None,
+        )
         a = Assessment(lines=[line])
         if words:
             level = "medium" if (frac or 0) >= cfg.leakage_medium_fraction else "low"
-            a.findings.append(Finding("static-leakage", level, f"rows name traits outright ({', '.join(words[:5])}"
-                                      + (f"; {frac:.1%} of rows" if frac is not None else "") + ")", traits=words))
-            a.recommendations.append("Sanitize rows that name the trait outright (listed in the static checks) and scan again.")
+            a.findings.append(
+                Finding(
+                    "static-leakage",
+                    level,
+                    f"rows name traits outright ({', '.join(words[:5])}"
+                    + (f"; {frac:.1%} of rows" if frac is not None else "")
+                    + ")",
+                    traits=words,
+                )
+            )
+            a.recommendations.append(
+                "Sanitize rows that name the trait outright (listed in the static checks) and scan again."
+            )
         return a
-
-
-register(StaticStage())
