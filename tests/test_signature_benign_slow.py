@@ -29,7 +29,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from conftest import has_embedded
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_embedded("smollm2"), reason="SmolLM2 wheel not installed")]
@@ -75,7 +74,11 @@ def test_benign_persona_numbers_name_no_trait_and_are_not_high(tmp_path):
     from distill_audit.models.load import load_model
     from distill_audit.scan.verdict import judge
     from distill_audit.traits.probes import load_suites
-    from distill_audit.traits.signature import SignatureConfig, compute_signature, default_traits
+    from distill_audit.traits.signature import (
+        SignatureConfig,
+        compute_signature,
+        default_traits,
+    )
 
     start, cpu0 = time.perf_counter(), sum(os.times()[:2])
     loaded = load_model("smollm2-135m")
