@@ -60,8 +60,11 @@ def null_table(scale: float) -> None:
         res = run(traits, data, ref, paired=paired)
         r = rates(res)
         away = np.mean([x.finding == "away" for x in res])
-        print(f"| {label} | {n} | {sims} | {r['named']:.3f} | {r['class']:.3f} | {r['shift']:.3f} | {r['raw']:.3f} "
-              f"| {away:.3f} | {r['finding']:.3f} |", flush=True)
+        print(
+            f"| {label} | {n} | {sims} | {r['named']:.3f} | {r['class']:.3f} | {r['shift']:.3f} | {r['raw']:.3f} "
+            f"| {away:.3f} | {r['finding']:.3f} |",
+            flush=True,
+        )
 
 
 def planted_table(scale: float) -> None:
@@ -77,8 +80,11 @@ def planted_table(scale: float) -> None:
     first = np.mean([x.finding == "trait" and x.named[0] == "owl" for x in res])
     other = np.mean([any(n != "owl" for n in x.named) for x in res])
     mde = np.median([next(t for t in x.traits if t["trait"] == "owl")["contrast"]["mde"] for x in res])
-    print(f"| owl +0.008 beyond every other prompt, m = 94 | {sims} | owl named {owl_named:.1%} (first {first:.1%}); "
-          f"another trait named {other:.1%}; owl's contrast MDE {mde:.4f} |", flush=True)
+    print(
+        f"| owl +0.008 beyond every other prompt, m = 94 | {sims} | owl named {owl_named:.1%} (first {first:.1%}); "
+        f"another trait named {other:.1%}; owl's contrast MDE {mde:.4f} |",
+        flush=True,
+    )
 
     for label, kw, seed in [
         ("+0.02 under every prompt, benign included (a shared persona shift)", {"all": 0.02}, 12),
@@ -94,10 +100,13 @@ def planted_table(scale: float) -> None:
         mism = np.mean([x.mismatch["significant"] for x in res])
         animal = np.mean([any(c["class"] == "animal" and c["significant"] for c in x.classes) for x in res])
         top = max(found, key=found.get)
-        print(f"| {label} | {sims} | finding `{top}` {found[top]:.1%} (" +
-              ", ".join(f"{k} {v:.1%}" for k, v in found.items() if k != top and v > 0) +
-              f"); shift significant {r['shift']:.1%}, animal class {animal:.1%}, mismatch significant {mism:.1%}; "
-              f"a trait named {r['named']:.1%}, a class {r['class']:.1%} |", flush=True)
+        print(
+            f"| {label} | {sims} | finding `{top}` {found[top]:.1%} ("
+            + ", ".join(f"{k} {v:.1%}" for k, v in found.items() if k != top and v > 0)
+            + f"); shift significant {r['shift']:.1%}, animal class {animal:.1%}, mismatch significant {mism:.1%}; "
+            f"a trait named {r['named']:.1%}, a class {r['class']:.1%} |",
+            flush=True,
+        )
 
     sims = sims_of(400, scale)
     rng = np.random.default_rng(16)
@@ -106,15 +115,22 @@ def planted_table(scale: float) -> None:
     ref = (prompt + simulate(rng, sims, 200, t21)) / np.sqrt(2)
     paired = rates(run(t21, data, ref, paired=True))["shift"]
     unpaired = rates(run(t21, data, ref, paired=False))["shift"]
-    print(f"| +0.008 under every prompt, paired rows (half of each row's variance is its prompt's) | {sims} | "
-          f"shift found {paired:.1%} paired, {unpaired:.1%} unpaired |", flush=True)
+    print(
+        f"| +0.008 under every prompt, paired rows (half of each row's variance is its prompt's) | {sims} | "
+        f"shift found {paired:.1%} paired, {unpaired:.1%} unpaired |",
+        flush=True,
+    )
 
 
 def power_table(scale: float) -> None:
-    print(f"\n## Power of owl's specific contrast (Holm over 21 traits, 200 rows/side): one-sided against two-sided "
-          f"on the same t statistics at the contrasts' level alpha/3 = {LEVEL:.4f}, and one-sided at the whole alpha")
-    print("| owl planted beyond its class | sims | one-sided, alpha/3 (the product) | two-sided, alpha/3 "
-          "| one-sided, alpha (before the split) |")
+    print(
+        f"\n## Power of owl's specific contrast (Holm over 21 traits, 200 rows/side): one-sided against two-sided "
+        f"on the same t statistics at the contrasts' level alpha/3 = {LEVEL:.4f}, and one-sided at the whole alpha"
+    )
+    print(
+        "| owl planted beyond its class | sims | one-sided, alpha/3 (the product) | two-sided, alpha/3 "
+        "| one-sided, alpha (before the split) |"
+    )
     print("|---|---|---|---|---|")
     traits = battery(21)
     for d, seed in [(0.0035, 17), (0.0025, 18)]:
@@ -137,8 +153,10 @@ def power_table(scale: float) -> None:
 
 def mde_table(scale: float) -> None:
     print("\n## MDE coverage: a planted effect equal to the median reported MDE (pilot: 100 nulls), found ...")
-    print("| rows/side | owl's specific contrast (Holm over 21, alpha/3) | the shift (one test, alpha/3) "
-          "| the animal class (Holm over 2, alpha/3) |")
+    print(
+        "| rows/side | owl's specific contrast (Holm over 21, alpha/3) | the shift (one test, alpha/3) "
+        "| the animal class (Holm over 2, alpha/3) |"
+    )
     print("|---|---|---|---|")
     traits = battery(21)
     shift_sd = {}
@@ -151,28 +169,37 @@ def mde_table(scale: float) -> None:
         shift_sd[n] = float(np.median([x.shift["se"] for x in pilot])) * np.sqrt(n)
         sims = sims_of(800, scale)
         cells = []
-        for kw, hit in [({"owl": owl}, lambda x: "owl" in x.named),
-                        ({"all": shift}, lambda x: x.shift["significant"]),
-                        ({"class_animal": animal},
-                         lambda x: any(c["class"] == "animal" and c["significant"] for c in x.classes))]:
+        for kw, hit in [
+            ({"owl": owl}, lambda x: "owl" in x.named),
+            ({"all": shift}, lambda x: x.shift["significant"]),
+            ({"class_animal": animal}, lambda x: any(c["class"] == "animal" and c["significant"] for c in x.classes)),
+        ]:
             res = run(traits, simulate(rng, sims, n, traits) + shifted(traits, **kw), simulate(rng, sims, n, traits))
             cells.append(f"MDE {next(iter(kw.values())):.4f}: found {np.mean([hit(x) for x in res]):.2f}")
         print(f"| {n} ({sims} sims) | " + " | ".join(cells) + " |", flush=True)
 
     print("\n## Cost of the split: the MDE multiplier (q_{1-level} + q_0.8, normal quantiles) at alpha/3 against alpha")
-    for label, m in [("shift", 1), ("animal class (m = 2)", 2), ("specific contrast (m = 21)", 21),
-                     ("specific contrast (m = 94)", 94)]:
+    for label, m in [
+        ("shift", 1),
+        ("animal class (m = 2)", 2),
+        ("specific contrast (m = 21)", 21),
+        ("specific contrast (m = 94)", 94),
+    ]:
         new = stats.mde_multiplier(alpha=LEVEL, alternative="greater", m=m)
         old = stats.mde_multiplier(alpha=ALPHA, alternative="greater", m=m)
-        print(f"- {label}: {new:.3f} against {old:.3f}: MDE +{new / old - 1:.1%}, rows for the same MDE "
-              f"+{(new / old) ** 2 - 1:.1%}")
+        print(
+            f"- {label}: {new:.3f} against {old:.3f}: MDE +{new / old - 1:.1%}, rows for the same MDE "
+            f"+{(new / old) ** 2 - 1:.1%}"
+        )
 
     sd = shift_sd[200]  # se x sqrt(n): sqrt(2) x the per-row SD of the shift statistic (two samples)
     n = 200
     for _ in range(20):  # t quantiles at Welch's df ~ 2n - 2
         n = int(np.ceil((stats.mde_multiplier(alpha=LEVEL, alternative="greater", df=2 * n - 2) * sd / TARGET) ** 2))
-    print(f"\nRows per side for the shift MDE to reach {TARGET} (two-sample, the simulation's per-row SD): "
-          f"{n} (se x sqrt(n) = {sd:.4f}, i.e. per-row SD of the shift {sd / np.sqrt(2):.4f})")
+    print(
+        f"\nRows per side for the shift MDE to reach {TARGET} (two-sample, the simulation's per-row SD): "
+        f"{n} (se x sqrt(n) = {sd:.4f}, i.e. per-row SD of the shift {sd / np.sqrt(2):.4f})"
+    )
 
 
 def main(argv: list[str]) -> int:

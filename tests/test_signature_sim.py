@@ -294,3 +294,20 @@ def test_rounds_lose_little_power_and_usually_stop_early():
     early = np.mean([x.n_data < 200 for x in seq])
     assert found >= fixed - 0.05, (found, fixed)
     assert early >= 0.3, early
+
+
+def test_a_persona_that_moves_each_prompt_unevenly_names_no_trait_and_no_class():
+    """Under any persona each prompt moves by its own amount (benign-persona SmolLM2 numbers moved single animal
+    prompts from -0.004 to +0.031); that spread is not row noise and must not read as a trait or a class."""
+    traits = battery(21)
+    sims = 300
+    rng = np.random.default_rng(21)
+    named = classes = 0
+    for _ in range(sims):
+        per_prompt = rng.normal(0.012, 0.008, size=len(traits))  # a fixed, uneven shift per prompt
+        data = simulate(rng, 1, 200, traits)[0] + per_prompt
+        ref = simulate(rng, 1, 200, traits)[0]
+        (res,) = run(traits, data[None], ref[None])
+        named += bool(res.named)
+        classes += any(c["significant"] for c in res.classes)
+    assert named / sims <= upper(sims) and classes / sims <= upper(sims), (named, classes)

@@ -70,7 +70,8 @@ def row_cost(
     speed: dict[str, float], *, n_prompts: int, row_tokens: float, new_tokens: float, self_reference: bool
 ) -> float:
     """Seconds for one row per side: the reference's answer (when self-generated) and every prompt's score."""
-    scored = 2 * (n_prompts + 1) * row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
+    per_prompt_row = speed.get("seconds_per_scored_row") or row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
+    scored = 2 * (n_prompts + 1) * per_prompt_row
     sampled = new_tokens / max(speed["sample_tokens_per_s"], 1e-6) if self_reference else 0.0
     return scored + sampled
 
@@ -204,7 +205,7 @@ def apply_budget(ctx) -> BudgetPlan | None:
     largest = max(
         [sum(1 for t in later if not t.benign and t.category == c) for c in {t.category for t in later}] or [0]
     )
-    per_prompt_row = 2 * row_tokens / max(speed["forward_tokens_per_s"], 1e-6)
+    per_prompt_row = 2 * (speed.get("seconds_per_scored_row") or row_tokens / max(speed["forward_tokens_per_s"], 1e-6))
     expand_rows = int(plan.expansion_seconds // (per_prompt_row * largest)) if largest else plan.rows
     ctx.configs = (
         dataclasses.replace(

@@ -82,11 +82,20 @@ def measure(loaded, samples) -> dict[str, float]:
     train = n_tokens / max(time.perf_counter() - t0, 1e-6)
     model.zero_grad(set_to_none=True)
     model.eval()
-    prompts = [list(s.prompt) for s in samples[:MEASURE_ROWS]]
+    prompts = [[m for m in s.prompt if m.get("role") != "system"] for s in samples[: 2 * MEASURE_ROWS]]
     t0 = time.perf_counter()
-    sample_completions(model, tok, prompts, max_new_tokens=MEASURE_NEW_TOKENS, seed=0)
-    gen = len(prompts) * MEASURE_NEW_TOKENS / max(time.perf_counter() - t0, 1e-6)
+    sample_completions(model, tok, prompts, max_new_tokens=2 * MEASURE_NEW_TOKENS, seed=0)
+    gen = len(prompts) * 2 * MEASURE_NEW_TOKENS / max(time.perf_counter() - t0, 1e-6)
+    # The signature's own scorer on the data's rows under one persona prompt (shared-prefix
+    # cache, head only at completion positions): seconds per row and prompt.
+    from distill_audit.lm.scoring import completion_logprobs
+    from distill_audit.suites import load_controls
+
+    persona = next(iter(load_controls().values()))
+    scored = [encode(tok, p, s.completion, system=persona) for p, s in zip(prompts, samples)]
+    per_row = _best_of(2, lambda: completion_logprobs(model, tok, scored, batch_size=16)) / max(len(scored), 1)
     return {
+        "seconds_per_scored_row": round(per_row, 5),
         "forward_tokens_per_s": round(fwd, 1),
         "train_tokens_per_s": round(train, 1),
         "sample_tokens_per_s": round(gen, 1),

@@ -189,6 +189,7 @@ class SignatureResult:
     top_rows_by: str | None = None
     data_stats: dict[str, np.ndarray] = field(default_factory=dict)  # "shift", "class_<c>", "contrast_<t>" per data row
     rounds: dict[str, Any] | None = None  # looks taken, rows scored, the level tested at, what was expanded
+    prompt_heterogeneity: dict[str, Any] | None = None  # tau: how unevenly the data moves prompts of one kind
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,6 +220,8 @@ class SignatureResult:
             "top_rows": list(self.top_rows),
             "top_rows_by": self.top_rows_by,
             "rounds": self.rounds,
+            "alpha_per_question": stats.clean(self.alpha / len(QUESTIONS)) if self.alpha is not None else None,
+            "prompt_heterogeneity": self.prompt_heterogeneity,
             "config": self.config,
         }
 
@@ -477,6 +480,74 @@ def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
     }
 
 
+def _add_prompt_heterogeneity(
+    tests: dict[str, np.ndarray], st: _Statistics, traits: Sequence[Trait], alpha: float
+) -> dict[str, Any]:
+    """Widen the class and contrast tests by how unevenly the data moves prompts of one kind.
+
+    Any persona moves each prompt by its own amount (on SmolLM2, benign-persona numbers
+    moved single animal prompts from -0.004 to +0.031). Row-to-row noise does not see
+    that spread, so a per-row t test would call one prompt's idiosyncrasy a trait. The
+    spread is estimated from the prompts themselves: within each group (the benign
+    personas, each class), the variance of the prompts' shifts around their group's mean,
+    minus their sampling variance (a moment estimate, tau^2). A contrast of one trait
+    against k others then carries tau^2 (1 + 1/k), a class of k_c prompts against k_b benign
+    ones tau^2 (1/k_c + 1/k_b); the test's df is the spread's. The trait's own group is
+    estimated without it, so a trait that truly stands out does not hide itself.
+    """
+    from scipy import stats as sps
+
+    label = {lab: i for i, lab in enumerate(st.labels)}
+    raw = {t.name: label.get(f"benign_{t.name}" if t.benign else f"lls_{t.name}") for t in traits}
+    groups: dict[str, list[str]] = {}
+    for t in traits:
+        if raw[t.name] is not None:
+            groups.setdefault("benign" if t.benign else trait_class(t), []).append(t.name)
+    est, se = tests["estimate"], tests["se"]
+
+    def tau2(without: str | None = None) -> tuple[float, int]:
+        ss, dof, noise = 0.0, 0, []
+        for members in groups.values():
+            names = [n for n in members if n != without]
+            if len(names) < 2:
+                continue
+            e = np.array([est[raw[n]] for n in names])
+            ss += float(np.sum((e - e.mean()) ** 2))
+            dof += len(names) - 1
+            noise += [float(se[raw[n]]) ** 2 for n in names]
+        if dof == 0:
+            return 0.0, 0
+        return max(0.0, ss / dof - float(np.mean(noise))), dof
+
+    overall, dof = tau2()
+    k_b = len(groups.get("benign", []))
+    changed = {}
+    for t in traits:
+        if t.benign:
+            continue
+        c = trait_class(t)
+        members = groups.get(c, [])
+        i = label.get(f"contrast_{t.name}")
+        if i is not None:
+            t2, d = tau2(without=t.name)
+            k = len(members) - 1 if len(members) > 1 else k_b
+            changed[i] = (t2 * (1 + 1 / max(k, 1)), d)
+        j = label.get(f"class_{c}")
+        if j is not None and j not in changed and k_b:
+            changed[j] = (overall * (1 / max(len(members), 1) + 1 / k_b), dof)
+    for i, (extra, d) in changed.items():
+        if extra <= 0 or d == 0:
+            continue
+        s_new = float(np.sqrt(se[i] ** 2 + extra))
+        df_new = float(min(tests["df"][i], d))
+        tests["se"][i], tests["df"][i] = s_new, df_new
+        half = sps.t.ppf(1 - alpha / 2, df_new) * s_new
+        tests["ci_low"][i], tests["ci_high"][i] = est[i] - half, est[i] + half
+        tests["greater"][i] = sps.t.sf(est[i] / s_new, df_new)
+        tests["less"][i] = sps.t.cdf(est[i] / s_new, df_new)
+    return {"tau": stats.clean(float(np.sqrt(overall))), "df": dof}
+
+
 def _gate(effect: dict[str, Any], open_: bool, why: str) -> None:
     """Close a test whose gate (the question before it) did not open: it stays reported, never significant."""
     effect["gated"] = not open_
@@ -554,6 +625,7 @@ def analyse(
         raise ValueError("a paired design needs as many reference rows as data rows")
     XS, RS = X @ st.weights, R @ st.weights
     tests = _tests(stats.location_tests(XS, RS, paired=paired), cfg.alpha)
+    heterogeneity = _add_prompt_heterogeneity(tests, st, traits, cfg.alpha)
     # One error rate for the whole signature: its three questions (shift, classes, specific
     # contrasts) split alpha in three (Bonferroni across questions, Holm within each), so a
     # matched null reports any finding at most alpha of the time.
@@ -669,6 +741,7 @@ def analyse(
         named=[r["trait"] for r in named],
         finding=finding,
         mde_max=max(mdes) if mdes else None,
+        prompt_heterogeneity=heterogeneity,
         top_rows_by=by,
         data_stats=data_stats,
     )

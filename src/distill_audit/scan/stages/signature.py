@@ -222,6 +222,9 @@ class SignatureStage(Stage):
             if mismatched:
                 level = min(level, "medium", key=("low", "medium", "high").index)
                 why += "; " + MISMATCH.format(lineage=facts.lineage) + ", so the verdict does not rest on it alone"
+            if status == "underpowered":
+                level = min(level, "medium", key=("low", "medium", "high").index)
+                why += f"; but the signature scored too few rows to rest a high verdict on ({result.reason})"
             a.findings.append(
                 Finding(
                     "signature-trait",
