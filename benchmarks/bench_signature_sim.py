@@ -22,10 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
-from test_signature_sim import ALPHA, battery, rates, run, shifted, simulate
-
-from distill_audit.traits import stats
-from distill_audit.traits.signature import QUESTIONS
+from distill_audit.traits import stats  # noqa: E402  (after the path setup above)
+from distill_audit.traits.signature import QUESTIONS  # noqa: E402  (after the path setup above)
+from test_signature_sim import ALPHA, battery, rates, run, shifted, simulate  # noqa: E402  (after the path setup above)
 
 LEVEL = ALPHA / len(QUESTIONS)  # each question's share of alpha
 TARGET = 0.012  # the verdict's signature_max_mde (nats/token)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from conftest import has_embedded
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_embedded("smollm2"), reason="SmolLM2 wheel not installed")]
