@@ -13,15 +13,12 @@ per side at most (the signature's own minimum for an `ok` status). Nothing is ca
 Measured on a shared 2-core machine: 135-200 s wall, 205-210 s CPU (model load, both
 generations and the signature together; two runs).
 
-Result on this torch build (CPU generation is bit-for-bit repeatable): 16 pairs (the
-signature reports itself `underpowered`, < 20 rows), yet it names `horse` (contrast
-+0.0103, se 0.0024, 15 of 16 pairs positive, Holm p 0.0064 < alpha/3), so the verdict is
-`high`. Two more samples of the same persona (other prompt and decoding seeds; 16 and 20
-pairs) named nothing, and horse did not stand out in them. Each prompt's raw shift
-differs (animal prompts -0.004 to +0.031 on the first sample), and the contrast's
-per-row t test counts a prompt-specific response to a benign persona as evidence of the
-trait; chance alone (at most alpha/3 if the contrast's null held) is the other
-explanation. Marked xfail (not strict) until the signature accounts for it.
+Result on this torch build (CPU generation is bit-for-bit repeatable): 16 pairs; before
+the class and contrast tests carried the spread of the data's shifts across prompts, the
+signature named `horse` here (contrast +0.0103, se 0.0024 from row noise alone) and the
+verdict was `high`: each prompt's raw shift differs under a persona (animal prompts
+-0.004 to +0.031), and row noise does not see that. With the spread (tau 0.0097 over 26
+df) horse's contrast has se 0.0102, nothing is named and the finding is `none`.
 """
 
 from __future__ import annotations

@@ -481,7 +481,13 @@ def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
 
 
 def _add_prompt_heterogeneity(
-    tests: dict[str, np.ndarray], st: _Statistics, traits: Sequence[Trait], alpha: float
+    tests: dict[str, np.ndarray],
+    st: _Statistics,
+    traits: Sequence[Trait],
+    alpha: float,
+    X: np.ndarray,
+    R: np.ndarray,
+    paired: bool,
 ) -> dict[str, Any]:
     """Widen the class and contrast tests by how unevenly the data moves prompts of one kind.
 
@@ -489,35 +495,34 @@ def _add_prompt_heterogeneity(
     moved single animal prompts from -0.004 to +0.031). Row-to-row noise does not see
     that spread, so a per-row t test would call one prompt's idiosyncrasy a trait. The
     spread is estimated from the prompts themselves: within each group (the benign
-    personas, each class), the variance of the prompts' shifts around their group's mean,
-    minus their sampling variance (a moment estimate, tau^2). A contrast of one trait
-    against k others then carries tau^2 (1 + 1/k), a class of k_c prompts against k_b benign
-    ones tau^2 (1/k_c + 1/k_b); the test's df is the spread's. The trait's own group is
-    estimated without it, so a trait that truly stands out does not hide itself.
+    personas, each class), each prompt's shift relative to its group's mean (per row, so
+    the shared persona factor cancels), data vs reference; tau^2 is their variance across
+    prompts minus their sampling variance (a moment estimate). A contrast of one trait
+    against k others then carries tau^2 (1 + 1/k), a class of k_c prompts against k_b
+    benign ones tau^2 (1/k_c + 1/k_b); the test's df is the spread's. The trait's own
+    group is estimated without it, so a trait that truly stands out does not hide itself.
     """
     from scipy import stats as sps
 
     label = {lab: i for i, lab in enumerate(st.labels)}
-    raw = {t.name: label.get(f"benign_{t.name}" if t.benign else f"lls_{t.name}") for t in traits}
+    col = {n: k for k, n in enumerate(st.names)}
     groups: dict[str, list[str]] = {}
     for t in traits:
-        if raw[t.name] is not None:
-            groups.setdefault("benign" if t.benign else trait_class(t), []).append(t.name)
+        groups.setdefault("benign" if t.benign else trait_class(t), []).append(t.name)
     est, se = tests["estimate"], tests["se"]
 
     def tau2(without: str | None = None) -> tuple[float, int]:
-        ss, dof, noise = 0.0, 0, []
+        num, dof = 0.0, 0
         for members in groups.values():
-            names = [n for n in members if n != without]
-            if len(names) < 2:
+            idx = [col[n] for n in members if n != without]
+            if len(idx) < 2:
                 continue
-            e = np.array([est[raw[n]] for n in names])
-            ss += float(np.sum((e - e.mean()) ** 2))
-            dof += len(names) - 1
-            noise += [float(se[raw[n]]) ** 2 for n in names]
-        if dof == 0:
-            return 0.0, 0
-        return max(0.0, ss / dof - float(np.mean(noise))), dof
+            xg = X[:, idx] - X[:, idx].mean(axis=1, keepdims=True)
+            rg = R[:, idx] - R[:, idx].mean(axis=1, keepdims=True)
+            lt = stats.location_tests(xg, rg, paired=paired)
+            num += float(np.sum(lt.estimate**2) - np.sum(lt.se**2))
+            dof += len(idx) - 1
+        return (max(0.0, num / dof), dof) if dof else (0.0, 0)
 
     overall, dof = tau2()
     k_b = len(groups.get("benign", []))
@@ -625,7 +630,7 @@ def analyse(
         raise ValueError("a paired design needs as many reference rows as data rows")
     XS, RS = X @ st.weights, R @ st.weights
     tests = _tests(stats.location_tests(XS, RS, paired=paired), cfg.alpha)
-    heterogeneity = _add_prompt_heterogeneity(tests, st, traits, cfg.alpha)
+    heterogeneity = _add_prompt_heterogeneity(tests, st, traits, cfg.alpha, X, R, paired)
     # One error rate for the whole signature: its three questions (shift, classes, specific
     # contrasts) split alpha in three (Bonferroni across questions, Holm within each), so a
     # matched null reports any finding at most alpha of the time.
