@@ -110,3 +110,27 @@ def test_a_fake_stage_flows_through_plan_cache_verdict_and_every_format(cli, num
         assert r2.exit_code in (0, 1)
         assert json.loads((out / "report.json").read_text())["run"]["cache"]["fake"] == "hit" and FakeStage.runs == 1
     assert "fake" not in [s.name for s in registered()]
+
+
+def test_a_new_report_format_is_one_registration(cli, numbers_data, tmp_path, monkeypatch):
+    from distill_audit.report.formats import register_format, unregister_format
+
+    monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(tmp_path / "cache"))
+
+    def to_text(report):
+        return f"level: {report['verdict']['level']}\n"
+
+    register_format("txt", "report.txt", to_text)
+    try:
+        out = tmp_path / "out"
+        r = cli(
+            "scan", numbers_data, "--student", "tiny-random", "--out", out, "--quiet", "--format", "json,txt", *FAST
+        )
+        assert r.exit_code in (0, 1), r.stderr
+        level = json.loads((out / "report.json").read_text())["verdict"]["level"]
+        assert (out / "report.txt").read_text() == f"level: {level}\n"
+        again = cli("report", out / "report.json", "--format", "txt")
+        assert again.exit_code == 0 and again.stdout == f"level: {level}\n"
+    finally:
+        unregister_format("txt")
+    assert cli("report", out / "report.json", "--format", "txt").exit_code == 4

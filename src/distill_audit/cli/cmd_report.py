@@ -10,9 +10,8 @@ from distill_audit import ui
 from distill_audit.atomic import write_text
 from distill_audit.cli.main import ConfigOpt, QuietOpt, app, check_out_file, read_report_file
 from distill_audit.errors import UsageError
+from distill_audit.report.formats import rendered_formats
 from distill_audit.report.render import render
-
-RENDER_FORMATS = ("md", "html", "junit", "json")
 
 
 @app.command("report")
@@ -25,8 +24,8 @@ def report_cmd(
 ) -> None:
     """Re-render a scan report from its JSON (nothing is recomputed)."""
     ui.set_quiet(quiet)
-    if format not in RENDER_FORMATS:
-        raise UsageError(f"--format: unknown format {format!r} (choose {', '.join(RENDER_FORMATS)})")
+    if format not in rendered_formats():
+        raise UsageError(f"--format: unknown format {format!r} (choose {', '.join(rendered_formats())})")
     check_out_file(out)
     text = render(read_report_file(report_path), format)
     if out:

@@ -17,18 +17,11 @@ from typing import Any
 from distill_audit import __version__
 from distill_audit.atomic import atomic_path
 from distill_audit.errors import DataError
+from distill_audit.report.formats import FORMATS, SUFFIX  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = "2.0"
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)  # `report` and `compare` still read the previous version
 LIBRARIES = ("torch", "transformers", "datasets", "peft", "accelerate", "numpy", "scipy", "scikit-learn", "pyarrow")
-FORMATS = ("json", "md", "html", "junit", "parquet")
-SUFFIX = {
-    "json": "report.json",
-    "md": "report.md",
-    "html": "report.html",
-    "junit": "junit.xml",
-    "parquet": "samples.parquet",
-}
 
 
 @lru_cache(maxsize=1)

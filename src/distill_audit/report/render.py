@@ -13,24 +13,15 @@ from typing import Any
 from distill_audit.atomic import write_text
 from distill_audit.errors import DataError, UsageError
 from distill_audit.report.build import SUFFIX, dumps, validate, write_samples_parquet
+from distill_audit.report.formats import get_format, rendered_formats
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
-    if fmt == "md":
-        from distill_audit.report.markdown import to_markdown
-
-        return to_markdown(report)
-    if fmt == "html":
-        from distill_audit.report.html import to_html
-
-        return to_html(report)
-    if fmt == "junit":
-        from distill_audit.report.junit import to_junit
-
-        return to_junit(report)
-    if fmt == "json":
-        return dumps(report)
-    raise UsageError(f"--format: unknown format {fmt!r} (choose md, html, junit or json)")
+    """The report in a registered format (report/formats.py)."""
+    found = get_format(fmt)
+    if found is None or found.renderer is None:
+        raise UsageError(f"--format: unknown format {fmt!r} (choose {', '.join(rendered_formats())})")
+    return found.render(report)
 
 
 def write_outputs(report: dict[str, Any], out_dir: str | Path, formats: list[str]) -> dict[str, Path]:
