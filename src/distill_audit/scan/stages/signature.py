@@ -282,10 +282,7 @@ class SignatureStage(Stage):
                 )
             elif finding == "none":
                 a.untested = f"signature ({power_why})"
-                a.recommendations.append(
-                    "Score more rows in the data signature (--signature-rows, or a larger dataset) "
-                    "so a null has enough power."
-                )
+                a.recommendations.append(self._more_rows(result, mde_clear, cfg.signature_max_mde))
         if named or hit_classes:
             a.recommendations.append(
                 "Regenerate the data with a teacher that does not hold the trait, or drop the "
@@ -293,6 +290,20 @@ class SignatureStage(Stage):
                 "content alone does not remove it."
             )
         return a
+
+    @staticmethod
+    def _more_rows(result: StageResult, mde: float | None, target: float | None) -> str:
+        """Which budget would power the null: MDEs shrink with the square root of the rows."""
+        from distill_audit.scan.budget import FIXED_SECONDS, SCREEN_SHARE, fmt_duration
+
+        n, budget = result.get("n_data"), result.get("budget") or {}
+        if not (n and mde and target and budget.get("seconds_per_row")):
+            return "Score more rows in the data signature (--budget, --signature-rows, or a larger dataset) so a null has enough power."
+        rows = int(n * (mde / target) ** 2) + 1
+        seconds = FIXED_SECONDS + rows * budget["seconds_per_row"] / SCREEN_SHARE
+        return (f"Score about {rows} rows per side so a null can clear the data (MDE {mde:.3g} at {n} rows; "
+                f"{target:.3g} needed): --budget {fmt_duration(seconds)} on this machine, or --signature-rows {rows}"
+                " (a larger dataset if it has fewer rows).")
 
     @staticmethod
     def _clearing_mde(shift: dict[str, Any], classes: list[dict[str, Any]]) -> float | None:
