@@ -301,9 +301,11 @@ class SignatureStage(Stage):
             return "Score more rows in the data signature (--budget, --signature-rows, or a larger dataset) so a null has enough power."
         rows = int(n * (mde / target) ** 2) + 1
         seconds = FIXED_SECONDS + rows * budget["seconds_per_row"] / SCREEN_SHARE
-        return (f"Score about {rows} rows per side so a null can clear the data (MDE {mde:.3g} at {n} rows; "
-                f"{target:.3g} needed): --budget {fmt_duration(seconds)} on this machine, or --signature-rows {rows}"
-                " (a larger dataset if it has fewer rows).")
+        return (
+            f"Score about {rows} rows per side so a null can clear the data (MDE {mde:.3g} at {n} rows; "
+            f"{target:.3g} needed): --budget {fmt_duration(seconds)} on this machine, or --signature-rows {rows}"
+            " (a larger dataset if it has fewer rows)."
+        )
 
     @staticmethod
     def _clearing_mde(shift: dict[str, Any], classes: list[dict[str, Any]]) -> float | None:
