@@ -328,3 +328,12 @@ def test_powered_null_lists_what_was_not_tested_once():
     v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": SKIPPED}, data_kind="numbers")
     assert v.level == "low" and v.rules[0]["rule"] == "powered-null"
     assert v.explanation.count("--skip-canary") == 1
+
+
+def test_an_underpowered_null_names_the_rows_and_budget_that_would_clear_it():
+    s = sig(mde=0.024)
+    s.update(n_data=76, budget={"seconds_per_row": 6.0})
+    v = judge({"lineage": lineage("same-init"), "signature": s, "canary": SKIPPED}, data_kind="numbers")
+    assert v.level == "inconclusive"
+    rec = next(r for r in v.recommendations if "rows per side" in r)
+    assert "about 305 rows per side" in rec and "--budget 37m" in rec
