@@ -194,15 +194,7 @@ def prepare(opts: ScanOptions) -> ScanContext:
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
-    extra = DataOptions(
-        schema=opts.schema,
-        prompt_field=opts.prompt_field,
-        completion_field=opts.completion_field,
-        messages_field=opts.messages_field,
-        skip_bad_rows=opts.skip_bad_rows,
-        max_row_mb=opts.max_row_mb,
-        max_bad_rows=opts.max_bad_rows,
-    )
+    extra = dataclasses.replace(data_opts, sample=None)  # reference and control files are read whole
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
