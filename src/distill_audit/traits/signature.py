@@ -511,9 +511,11 @@ def _add_prompt_heterogeneity(
         groups.setdefault("benign" if t.benign else trait_class(t), []).append(t.name)
     est, se = tests["estimate"], tests["se"]
 
-    def tau2(without: str | None = None) -> tuple[float, int]:
+    def tau2(without: str | None = None, only: str | None = None) -> tuple[float, int]:
         num, dof = 0.0, 0
-        for members in groups.values():
+        for g, members in groups.items():
+            if only is not None and g != only:
+                continue
             idx = [col[n] for n in members if n != without]
             if len(idx) < 2:
                 continue
@@ -534,7 +536,9 @@ def _add_prompt_heterogeneity(
         members = groups.get(c, [])
         i = label.get(f"contrast_{t.name}")
         if i is not None:
-            t2, d = tau2(without=t.name)
+            # Prompts of one template spread alike: a trait is judged against its own class's
+            # spread (without it) when that has two members or more, else against every group's.
+            t2, d = tau2(without=t.name, only=c) if len(members) >= 3 else tau2(without=t.name)
             k = len(members) - 1 if len(members) > 1 else k_b
             changed[i] = (t2 * (1 + 1 / max(k, 1)), d)
         j = label.get(f"class_{c}")
@@ -544,7 +548,8 @@ def _add_prompt_heterogeneity(
         if extra <= 0 or d == 0:
             continue
         s_new = float(np.sqrt(se[i] ** 2 + extra))
-        df_new = float(min(tests["df"][i], d))
+        # Satterthwaite: the row noise keeps its df, the spread brings its own.
+        df_new = float(s_new**4 / (se[i] ** 4 / max(tests["df"][i], 1.0) + extra**2 / d))
         tests["se"][i], tests["df"][i] = s_new, df_new
         half = sps.t.ppf(1 - alpha / 2, df_new) * s_new
         tests["ci_low"][i], tests["ci_high"][i] = est[i] - half, est[i] + half
