@@ -17,8 +17,8 @@ Result on this torch build (CPU generation is bit-for-bit repeatable): 16 pairs;
 the class and contrast tests carried the spread of the data's shifts across prompts, the
 signature named `horse` here (contrast +0.0103, se 0.0024 from row noise alone) and the
 verdict was `high`: each prompt's raw shift differs under a persona (animal prompts
--0.004 to +0.031), and row noise does not see that. With the spread (tau 0.0097 over 26
-df) horse's contrast has se 0.0102, nothing is named and the finding is `none`.
+-0.004 to +0.031), and row noise does not see that. With the spread (its own class's, over the 19
+other animals) horse's contrast has se 0.0078, nothing is named and the finding is `none`.
 """
 
 from __future__ import annotations
