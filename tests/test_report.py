@@ -28,6 +28,9 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
             "p_adjusted": p,
             "significant": p < 0.05 and est > 0,
             "mde": 0.05,
+            "se": 0.05,
+            "df": 20.0,
+            "lower_bound": est - 0.12,
         }
 
     sig = {
@@ -35,6 +38,7 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
         "reason": None,
         "limits": ["only the built-in trait battery"],
         "unit": "mean LLS (nats/token)",
+        "correction": "holm",
         "traits": [
             {
                 "trait": "owl",
@@ -52,6 +56,7 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
     canary = {
         "status": "underpowered",
         "reason": "MDE 0.25 above 0.10",
+        "config": {"alpha": 0.05, "correction": "holm"},
         "limits": ["LoRA on 64 samples, 1 seed"],
         "traits": [
             {
@@ -60,6 +65,7 @@ def fake_report(owl_effect: float = 0.3, lineage: str = "same-init", fail_on: st
                 "ci": [-0.2, 0.24],
                 "p_adj": 0.8,
                 "mde": 0.25,
+                "test": {"se": 0.1, "df": 8.0},
                 "before": {"estimate": 0.1, "ci": [0.08, 0.12]},
                 "after": {"estimate": 0.13, "ci": [0.1, 0.16]},
                 "control_before": 0.1,
@@ -178,7 +184,9 @@ def test_markdown_renders_tables():
     assert "**HIGH**" in text and "owl" in text
     html = MarkdownIt("commonmark").enable("table").render(text)
     assert html.count("<table>") >= 2  # evidence + static checks
-    assert "<th>95% CI</th>" in html
+    assert "<th>CI at corrected level</th>" in html and "<th>p (Holm)</th>" in html
+    assert "| 0.15 | ≥ 0.03 | 0.01 |" in text  # the owl contrast: its one-sided bound, not its 95% CI
+    assert "[0.05, 0.25]" not in text
 
 
 class _Strict(HTMLParser):
@@ -201,10 +209,10 @@ def test_html_is_self_contained_with_plots():
     p.feed(html)
     assert "script" not in p.tags and "link" not in p.tags
     svgs = html.split("<svg")[1:]
-    assert len(svgs) >= 4  # signature, canary before/after, canary DiD, lineage layers
+    assert len(svgs) >= 3  # signature forest, canary forest, canary before/after
     for chunk in svgs:  # each plot is well-formed XML
         ET.fromstring("<svg" + chunk.split("</svg>")[0] + "</svg>")
-    assert "Data signature ranking" in html and "before / after" in html
+    assert "signature: estimate and interval" in html and "before and after fine-tuning" in html
 
 
 def _check_junit(xml_text: str) -> ET.Element:

@@ -87,6 +87,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
             f"{p}: field schema_version: expected one of {', '.join(READABLE_VERSIONS)}, got {got!r} (not a distill-audit scan report?)"
         )
     validate(report, str(p))
+    if "rows" not in report:  # written before the per-row section: read it from the table beside the report
+        from distill_audit.report.rows import rows_from_parquet
+
+        report["rows"] = rows_from_parquet(report, p.parent / SUFFIX["parquet"])
     return report
 
 

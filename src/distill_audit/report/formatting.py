@@ -50,8 +50,92 @@ def shown_evidence(report: dict[str, Any], top: int | None) -> tuple[list[dict[s
     return keep, len(evidence) - len(keep)
 
 
+def _tests(node: Any) -> list[dict[str, Any]]:
+    """Every test dict inside a stage result (a dict with an estimate and an interval)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "estimate" in node and "ci" in node:
+            found.append(node)
+        for v in node.values():
+            found += _tests(v)
+    elif isinstance(node, list):
+        for v in node:
+            found += _tests(v)
+    return found
+
+
+def _source_test(report: dict[str, Any], e: dict[str, Any]) -> dict[str, Any] | None:
+    """The stage's own test dict behind an evidence line: the one with its estimate, interval and MDE."""
+    stage = report["stages"].get(e["line"])
+    if e["estimate"] is None or not stage:
+        return None
+    for t in _tests(stage):
+        if t.get("estimate") == e["estimate"] and t.get("ci") == e["ci"] and t.get("mde") == e["mde"]:
+            return t
+    return None
+
+
+def deciding_interval(report: dict[str, Any], e: dict[str, Any]) -> tuple[float | None, float | None, str]:
+    """(low, high, kind) of the test that decided an evidence line, at its corrected level.
+
+    The stages store a plain 95% interval beside a Holm-adjusted p; the interval that
+    matches the call is the one at Holm's strictest step, alpha / m, which the MDE uses
+    too. Signature tests are one-sided (toward the persona), so their interval is the
+    lower bound the stage stores (high None). A canary test is two-sided; its interval
+    is derived here from the stage's own se and df. kind: "one-sided", "two-sided",
+    "uncorrected" (only the plain interval is known) or "" (no interval).
+    """
+    t = _source_test(report, e)
+    if t is not None and t.get("lower_bound") is not None:
+        return t["lower_bound"], None, "one-sided"
+    if e["line"] == "canary" and t is not None:
+        stage = report["stages"]["canary"]
+        test = t.get("test") or {}
+        se, df = test.get("se"), test.get("df")
+        alpha = (stage.get("config") or {}).get("alpha") or report["verdict"].get("config", {}).get("alpha") or 0.05
+        m = max(1, len([r for r in stage.get("traits") or [] if isinstance(r, dict)]))
+        if se is not None and df:
+            from scipy import stats
+
+            half = float(stats.t.ppf(1 - alpha / (2 * m), df)) * se
+            return e["estimate"] - half, e["estimate"] + half, "two-sided"
+    if e["ci"] and any(v is not None for v in e["ci"]):
+        return e["ci"][0], e["ci"][1], "uncorrected"
+    return None, None, ""
+
+
+def interval_text(low: float | None, high: float | None, kind: str) -> str:
+    if kind == "one-sided":
+        return f"≥ {num(low)}"
+    if not kind:
+        return "—"
+    return f"[{num(low)}, {num(high)}]" + (" †" if kind == "uncorrected" else "")
+
+
+def p_label(report: dict[str, Any]) -> str:
+    """The p column's header: which adjustment its values carry."""
+    corrections = set()
+    for line in {e["line"] for e in report["verdict"]["evidence"] if e["p"] is not None}:
+        stage = report["stages"].get(line) or {}
+        corrections.add(str(stage.get("correction") or (stage.get("config") or {}).get("correction") or ""))
+    corrections -= {"", "none"}
+    names = {"holm": "Holm", "bh": "BH", "fdr": "BH"}
+    if len(corrections) == 1:
+        return f"p ({names.get(next(iter(corrections)), next(iter(corrections)))})"
+    return "p (adjusted)"
+
+
+CI_HEADER = "CI at corrected level"
+MDE_HEADER = "MDE (corrected)"
+
+
 def evidence_rows(report: dict[str, Any], top: int | None = None) -> list[dict[str, str]]:
-    """The verdict's evidence table as display strings (one row per line and trait)."""
+    """The verdict's evidence table as display strings (one row per line and trait).
+
+    One column set everywhere: the estimate, the interval of the test that decided
+    (at the corrected level), the adjusted p and the MDE at that same level.
+    """
+    p_head = p_label(report)
     rows = []
     for e in shown_evidence(report, top)[0]:
         rows.append(
@@ -60,14 +144,26 @@ def evidence_rows(report: dict[str, Any], top: int | None = None) -> list[dict[s
                 "measured": e["name"] + (f" ({e['note']})" if e.get("note") else ""),
                 "status": e["status"],
                 "estimate": num(e["estimate"]),
-                "95% CI": ci(e["ci"]),
-                "p": num(e["p"]),
-                "MDE": num(e["mde"]),
+                CI_HEADER: interval_text(*deciding_interval(report, e)),
+                p_head: num(e["p"]),
+                MDE_HEADER: num(e["mde"]),
                 "significant": "**yes**" if e["significant"] else ("no" if e["significant"] is False else "—"),
                 "not tested": e["untested"] or "",
             }
         )
     return rows
+
+
+def has_uncorrected(report: dict[str, Any]) -> bool:
+    return any(deciding_interval(report, e)[2] == "uncorrected" for e in report["verdict"]["evidence"])
+
+
+EVIDENCE_NOTE = (
+    "CI: the interval of the test that decided, at the corrected level (alpha / m, Holm's strictest step); "
+    "signature tests are one-sided (toward the persona), so their interval is a lower bound (≥). "
+    "p: adjusted across the line's family. MDE: the smallest effect found 80% of the time at that level."
+)
+UNCORRECTED_NOTE = "†: only the plain 95% interval is stored for this test."
 
 
 def pct(x: Any, missing: str = "—") -> str:

@@ -1,129 +1,127 @@
-"""A self-contained HTML report: inline CSS and SVG plots, no scripts, no network."""
+"""A self-contained HTML report: one jinja2 template (autoescaped), inline CSS, inline SVG
+plots drawn by matplotlib, no scripts, no network assets.
+
+This module turns the report dict into plain display values and plots; the template
+(templates/report.html.j2) only lays them out, so no text reaches the page unescaped
+except the SVG the plots module wrote.
+"""
 
 from __future__ import annotations
 
-from html import escape
+from functools import lru_cache
 from typing import Any
 
-from distill_audit.report import svg
-from distill_audit.report.formatting import LEVEL_COLORS, evidence_rows, num, shown_evidence, static_rows
-from distill_audit.results import lineage_weights, trait_rows
+from markupsafe import Markup
 
-PLOT_TOP = 15  # traits per plot (by estimate), plus every significant one
+from distill_audit.report import plots
+from distill_audit.report.formatting import (
+    EVIDENCE_NOTE,
+    LEVEL_COLORS,
+    UNCORRECTED_NOTE,
+    deciding_interval,
+    evidence_rows,
+    has_uncorrected,
+    num,
+    shown_evidence,
+    static_rows,
+)
+from distill_audit.results import lineage_weights
+
+PLOT_TOP = 15  # trait rows per plot (by estimate), plus every significant one
 EVIDENCE_TOP = 8  # trait rows per line in the evidence table; the rest are folded
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
-h1{font-size:22px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-.badge{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:bold;text-transform:uppercase}
-table{border-collapse:collapse;font-size:13px;margin:8px 0} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f5f5f5} .sig{color:#c62828;font-weight:bold} .muted{color:#666;font-size:12px} figure{margin:12px 0}
-"""
+FOREST_LINES = {  # evidence lines drawn as a forest plot, with their unit
+    "signature": "shift per completion token (nats)",
+    "canary": "probability points (treated change minus control change)",
+}
 
 
-def _table(rows: list[dict[str, str]], sig_key: str | None = None) -> str:
-    if not rows:
-        return "<p class='muted'>none</p>"
-    head = list(rows[0])
-    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
-    for r in rows:
-        cls = " class='sig'" if sig_key and "yes" in r.get(sig_key, "") else ""
-        cells = "".join(f"<td>{escape(str(r.get(h, '')).replace('**', ''))}</td>" for h in head)
-        out.append(f"<tr{cls}>{cells}</tr>")
-    return "\n".join(out) + "</table>"
+@lru_cache(maxsize=1)
+def _template():
+    import jinja2
 
-
-def _more(report: dict[str, Any]) -> str:
-    """Every evidence line, folded, when the table above shows only the top ones."""
-    left_out = shown_evidence(report, EVIDENCE_TOP)[1]
-    if not left_out:
-        return ""
-    return (
-        f"<details><summary>All {len(report['verdict']['evidence'])} evidence lines "
-        f"({left_out} more, none significant)</summary>{_table(evidence_rows(report), sig_key='significant')}</details>"
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("distill_audit.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+    return env.get_template("report.html.j2")
 
 
-def _limits(verdict: dict[str, Any]) -> str:
-    items = "".join(
-        f"<li><b>{escape(line)}</b>: {escape('; '.join(lim))}</li>"
-        for line, lim in (verdict.get("limits") or {}).items()
-    )
-    return f"<p><b>What each line could not test</b></p><ul class='muted'>{items}</ul>" if items else ""
+def _svg(text: str) -> Markup | None:
+    """Plot SVG for the page: matplotlib escaped every label it drew."""
+    return Markup(text) if text else None
 
 
-def _value(x: Any) -> tuple[float | None, float | None, float | None]:
-    """(estimate, low, high) from a number or a {estimate, ci} dict."""
+def forest_plots(report: dict[str, Any]) -> list[Markup]:
+    """One forest plot per line of evidence: estimate, deciding interval, zero line, MDE band."""
+    shown = shown_evidence(report, PLOT_TOP)[0]
+    out = []
+    for line, unit in FOREST_LINES.items():
+        rows = []
+        for e in shown:
+            if e["line"] != line or e["estimate"] is None:
+                continue
+            low, high, _kind = deciding_interval(report, e)
+            rows.append(plots.Row(e["name"], e["estimate"], low, high, e["mde"], bool(e["significant"])))
+        svg = plots.forest(rows, f"{line}: estimate and interval at the corrected level (red: significant)", unit)
+        if svg:
+            out.append(Markup(svg))
+    return out
+
+
+def distribution_plot(report: dict[str, Any]) -> tuple[Markup | None, str]:
+    """(ECDF of per-row signature scores, data vs reference; a caption saying what is missing)."""
+    section = report.get("rows") or {}
+    stage = report["stages"].get("signature") or {}
+    ref = stage.get("reference_row_scores") or {}
+    by = stage.get("top_rows_by")
+    data = section.get("data_scores") or []
+    reference = ref.get("scores") if ref.get("by") == by else None
+    if not data:
+        return None, "no per-row signature scores in this report (no signature result, or no samples table)"
+    caption = f"Per-row score: the row's {by} statistic, the one the signature ranks rows by."
+    if not reference:
+        caption += " The reference rows' scores are not stored in this report (written by an older version)."
+    return _svg(
+        plots.distribution(data, reference, f"Per-row signature score ({by}): data vs reference", "score")
+    ), caption
+
+
+def _value(x: Any) -> float | None:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return float(x), None, None
+        return float(x)
     if isinstance(x, dict):
-        est = x.get("estimate", x.get("mean", x.get("p")))
-        ci = x.get("ci") or [None, None]
-        return est, ci[0], ci[1]
-    return None, None, None
+        v = x.get("estimate", x.get("mean"))
+        return float(v) if isinstance(v, (int, float)) else None
+    return None
 
 
-def signature_plot(report: dict[str, Any]) -> str:
-    rows = trait_rows(report["stages"].get("signature"))
-    sig = set(report["verdict"]["significant_traits"].get("signature", []))
-    rows = sorted((r for r in rows if r["estimate"] is not None), key=lambda r: r["estimate"])[::-1]
-    rows = [r for i, r in enumerate(rows) if i < PLOT_TOP or r["trait"] in sig]
-    pts = [svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig) for r in rows]
-    unit = (report["stages"].get("signature") or {}).get("unit") or "signature shift vs reference"
-    return svg.forest(pts, f"Data signature ranking (top {PLOT_TOP}; red: significant)", unit)
-
-
-def canary_plots(report: dict[str, Any]) -> str:
+def canary_plot(report: dict[str, Any]) -> Markup | None:
+    """Trait probability before and after fine-tuning, per arm, for the traits the table shows."""
     stage = report["stages"].get("canary") or {}
-    rows = trait_rows(stage)
     raw = stage.get("traits") or []
     raw = [{"trait": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else raw
+    shown = {e["name"] for e in shown_evidence(report, PLOT_TOP)[0] if e["line"] == "canary"}
     sig = set(report["verdict"]["significant_traits"].get("canary", []))
-    shown = {
-        r["trait"]
-        for i, r in enumerate(sorted(rows, key=lambda r: -(r["estimate"] or 0)))
-        if i < PLOT_TOP or r["trait"] in sig
-    }
-    rows = [r for r in rows if r["trait"] in shown]
-    raw = [r for r in raw if str(r.get("trait")) in shown]
-    arms = []
-    for r in raw:
-        # Both arms start from the same base, so one "before" serves both.
-        for key, label in (
-            ("before", "before"),
-            ("after", "after (trained on the data)"),
-            ("control_after", "after (control arm)"),
-        ):
-            est, lo, hi = _value(r.get(key))
-            if est is not None:
-                arms.append(svg.Point(str(r.get("trait")), est, lo, hi, group=label))
-    colors = {"before": "#90a4ae", "after (trained on the data)": "#c62828", "after (control arm)": "#1565c0"}
-    parts = [
-        svg.forest(
-            arms,
-            f"Canary: trait probability before / after fine-tuning (95% CI; top {PLOT_TOP} by effect)",
-            "probability",
-            colors,
+    arms = [
+        plots.Arms(
+            str(r.get("trait")),
+            _value(r.get("before")),
+            _value(r.get("after_treated", r.get("after"))),
+            _value(r.get("after_control", r.get("control_after"))),
+            str(r.get("trait")) in sig,
         )
+        for r in raw
+        if isinstance(r, dict) and str(r.get("trait")) in shown
     ]
-    pts = [
-        svg.Point(r["trait"], r["estimate"], *(r["ci"] or [None, None]), highlight=r["trait"] in sig)
-        for r in rows
-        if r["estimate"] is not None
-    ]
-    parts.append(svg.forest(pts, "Canary: change vs control (difference in differences)", "effect"))
-    return "\n".join(p for p in parts if p)
+    return _svg(plots.before_after(arms, "canary: trait probability before and after fine-tuning"))
 
 
-def lineage_section(report: dict[str, Any]) -> str:
+def lineage_view(report: dict[str, Any]) -> dict[str, Any]:
     lin = report["stages"].get("lineage") or {}
-    head = f"<p>Verdict: <b>{escape(str(lin.get('verdict', 'unknown')))}</b>"
-    if lin.get("confidence"):
-        head += f" (confidence {escape(str(lin['confidence']))}, decided by {escape(str(lin.get('decided_by')))})"
-    if lin.get("summary") or lin.get("reason"):
-        head += f" — {escape(str(lin.get('summary') or lin.get('reason')))}"
-    parts = [head + "</p>"]
-    rows = [
+    evidence = [
         {
             "tier": str(e.get("tier", "")),
             "check": str(e.get("name", "")),
@@ -134,66 +132,62 @@ def lineage_section(report: dict[str, Any]) -> str:
         for e in lin.get("evidence") or []
         if isinstance(e, dict)
     ]
-    if rows:
-        parts.append(_table(rows))
     weights = lineage_weights(lin)
-    layers = weights.get("layers") or []
-    pts = []
-    for layer in layers:
-        label = f"layer {layer.get('layer')}"
-        pts.append(svg.Point(label, layer.get("aligned_cosine"), group="row-aligned"))
-        pts.append(svg.Point(label, layer.get("matched_cosine"), group="Hungarian-matched"))
-        pts.append(
-            svg.Point(
-                label,
-                layer.get("null_mean"),
-                layer.get("null_mean", 0) - 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
-                layer.get("null_mean", 0) + 2 * layer.get("null_sd", 0) if layer.get("null_sd") is not None else None,
-                group="random pairing (±2 sd)",
-            )
-        )
-    colors = {"row-aligned": "#c62828", "Hungarian-matched": "#1565c0", "random pairing (±2 sd)": "#9e9e9e"}
-    title = "Teacher vs student MLP weights per layer" + (
-        f" (combined p = {num(weights.get('p_value'))})" if weights else ""
-    )
-    parts.append(svg.forest(pts, title, "mean cosine of matching rows", colors))
-    return "\n".join(p for p in parts if p)
+    layers = [
+        {
+            "layer": str(layer.get("layer")),
+            "row-aligned cosine": num(layer.get("aligned_cosine")),
+            "Hungarian-matched cosine": num(layer.get("matched_cosine")),
+            "random pairing mean": num(layer.get("null_mean")),
+            "random pairing sd": num(layer.get("null_sd")),
+        }
+        for layer in weights.get("layers") or []
+    ]
+    return {
+        "verdict": str(lin.get("verdict", "unknown")),
+        "confidence": lin.get("confidence"),
+        "decided_by": lin.get("decided_by"),
+        "summary": lin.get("summary") or lin.get("reason"),
+        "evidence": evidence,
+        "layers": layers,
+        "weights_p": num(weights.get("p_value")) if weights else None,
+    }
 
 
 def to_html(report: dict[str, Any]) -> str:
     v = report["verdict"]
     ds, models = report["dataset"], report["models"]
-    level = v["level"]
-    color = LEVEL_COLORS.get(level, "#666")
     teacher = models.get("teacher") or {}
-    recs = "".join(f"<li>{escape(r)}</li>" for r in v["recommendations"])
-    timings = report["run"].get("timings") or {}
+    dist, dist_caption = distribution_plot(report)
+    section = report.get("rows") or {}
     env = report["environment"]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>distill-audit report: {escape(ds["source"])}</title>
-<style>{CSS}</style></head><body>
-<h1>distill-audit scan <span class="badge" style="background:{color}">{escape(level)}</span></h1>
-<p>{escape(v["explanation"])}</p>
-<p class="muted">Data <code>{escape(ds["source"])}</code> ({ds["n_samples"]} samples, {escape(str(ds.get("kind")))},
-fingerprint <code>{escape(ds["fingerprint"][:16])}</code>) · student <b>{escape(str(models["student"].get("name") or models["student"]["ref"]))}</b>
-· teacher <b>{escape(str(teacher.get("name") or teacher.get("ref") or "unknown"))}</b> · lineage <b>{escape(v["lineage"])}</b>
-· seed {report["seed"]} · distill-audit {escape(report["tool"]["version"])}</p>
-<h2>Recommendation</h2><ul>{recs}</ul>
-<h2>Evidence</h2>
-{_table(evidence_rows(report, EVIDENCE_TOP), sig_key="significant")}
-{_more(report)}
-{_limits(v)}
-<h2>Data signature</h2>
-<figure>{signature_plot(report) or "<p class='muted'>no signature result</p>"}</figure>
-<h2>Canary fine-tune</h2>
-<figure>{canary_plots(report) or "<p class='muted'>no canary result</p>"}</figure>
-<h2>Lineage</h2>
-{lineage_section(report)}
-<h2>Static checks</h2>
-{_table(static_rows(report))}
-<h2>Run</h2>
-{_table([{"stage": k, "seconds": num(t), "cache": report["run"]["cache"].get(k, "—")} for k, t in timings.items()])}
-<p class="muted">python {escape(env["python"])} · {escape(env["platform"])} · device {escape(env["device"])} ·
-{escape(" · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val))}</p>
-</body></html>
-"""
+    timings = report["run"].get("timings") or {}
+    return _template().render(
+        report=report,
+        verdict=v,
+        level=v["level"],
+        color=LEVEL_COLORS.get(v["level"], "#666"),
+        dataset=ds,
+        student=str(models["student"].get("name") or models["student"]["ref"]),
+        teacher=str(teacher.get("name") or teacher.get("ref") or "unknown"),
+        evidence=evidence_rows(report, EVIDENCE_TOP),
+        all_evidence=evidence_rows(report) if shown_evidence(report, EVIDENCE_TOP)[1] else [],
+        left_out=shown_evidence(report, EVIDENCE_TOP)[1],
+        evidence_note=EVIDENCE_NOTE,
+        uncorrected_note=UNCORRECTED_NOTE if has_uncorrected(report) else None,
+        forests=forest_plots(report),
+        distribution=dist,
+        distribution_caption=dist_caption,
+        top_rows=[{**r, "score": num(r["score"])} for r in section.get("top") or []],
+        top_score=section.get("score"),
+        n_scored=section.get("n_scored"),
+        canary=canary_plot(report),
+        canary_stage=report["stages"].get("canary") or {},
+        lineage=lineage_view(report),
+        static=static_rows(report),
+        timings=[
+            {"stage": k, "seconds": num(t), "cache": report["run"]["cache"].get(k, "—")} for k, t in timings.items()
+        ],
+        libraries=" · ".join(f"{k} {val}" for k, val in env["libraries"].items() if val),
+        env=env,
+    )

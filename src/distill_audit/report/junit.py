@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from distill_audit.report.formatting import ci, num, static_rows
+from distill_audit.report.formatting import deciding_interval, interval_text, num, p_label, static_rows
 
 FAILING_STATIC = {"fail", "failed", "error"}
 
@@ -42,9 +42,13 @@ def to_junit(report: dict[str, Any]) -> str:
     case = _case(suite, "distill-audit.verdict", "risk verdict", report["run"].get("total_s"))
     outcome(case, "failure" if gate["failed"] else None, f"{v['level']}: {gate['reason']}", v["explanation"])
 
+    p_head = p_label(report)
     for e in v["evidence"]:
         case = _case(suite, f"distill-audit.{e['line']}", e["name"], timings.get(e["line"]))
-        detail = f"estimate {num(e['estimate'])} CI {ci(e['ci'])} p {num(e['p'])} MDE {num(e['mde'])}"
+        detail = (
+            f"estimate {num(e['estimate'])} CI at corrected level {interval_text(*deciding_interval(report, e))} "
+            f"{p_head} {num(e['p'])} MDE {num(e['mde'])}"
+        )
         if e["status"] == "failed":
             outcome(case, "error", e["untested"] or "stage failed")
         elif e["status"] == "skipped":

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill_audit.report.formatting import evidence_rows, num, shown_evidence, static_rows
+from distill_audit.report.formatting import (
+    EVIDENCE_NOTE,
+    UNCORRECTED_NOTE,
+    evidence_rows,
+    has_uncorrected,
+    num,
+    shown_evidence,
+    static_rows,
+)
 
 TOP_TRAITS = 5  # per line in the evidence table, besides every significant one
 
@@ -56,6 +64,22 @@ def _model(m: dict[str, Any] | None) -> str:
     return f"{esc(m.get('name') or m['ref'])}{short}{origin}"
 
 
+def top_rows(report: dict[str, Any]) -> list[str]:
+    """The highest-scoring rows with their (clipped) text, folded: what a reviewer would drop."""
+    section = report.get("rows") or {}
+    rows = [
+        {"line": str(r.get("line")), "score": num(r["score"]), "prompt": r["prompt"], "completion": r["completion"]}
+        for r in section.get("top") or []
+    ]
+    if not rows:
+        return []
+    head = (
+        f"<details><summary>Highest-scoring rows by {esc(section['score'])} "
+        f"({len(rows)} of {section.get('n_scored')} scored; all in samples.parquet)</summary>"
+    )
+    return [head, "", table(rows), "</details>", ""]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     v = report["verdict"]
     ds = report["dataset"]
@@ -74,6 +98,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     if named:
         out += ["**Significant traits** — " + "; ".join(named), ""]
     out += ["### Evidence", "", table(evidence_rows(report, TOP_TRAITS))]
+    out += ["_" + esc(EVIDENCE_NOTE + (" " + UNCORRECTED_NOTE if has_uncorrected(report) else "")) + "_", ""]
     left_out = shown_evidence(report, TOP_TRAITS)[1]
     if left_out:
         out += [f"_{left_out} more trait lines (none significant) are in report.json and report.html._", ""]
@@ -87,6 +112,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         ]
     if v["recommendations"]:
         out += ["### Recommendation", ""] + [f"- {esc(r)}" for r in v["recommendations"]] + [""]
+    out += top_rows(report)
     gate = report["gate"]
     out += [f"**Gate**: {'FAILED' if gate['failed'] else 'passed'} — {esc(gate['reason'])}", ""]
     srows = static_rows(report)

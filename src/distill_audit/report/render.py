@@ -51,6 +51,10 @@ def write_run_outputs(
     import shutil
     import tempfile
 
+    if sample_rows is not None and report.get("rows") is None:
+        from distill_audit.report.rows import rows_section
+
+        report = {**report, "rows": rows_section(report, sample_rows)}
     validate(report)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

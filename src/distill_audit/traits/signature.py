@@ -188,6 +188,9 @@ class SignatureResult:
     mde_max: float | None = None
     top_rows_by: str | None = None
     data_stats: dict[str, np.ndarray] = field(default_factory=dict)  # "shift", "class_<c>", "contrast_<t>" per data row
+    reference_scores: list[float | None] = field(
+        default_factory=list
+    )  # `top_rows_by` per reference row (the report's plot)
     rounds: dict[str, Any] | None = None  # looks taken, rows scored, the level tested at, what was expanded
     prompt_heterogeneity: dict[str, Any] | None = None  # tau: how unevenly the data moves prompts of one kind
 
@@ -222,6 +225,7 @@ class SignatureResult:
             "rounds": self.rounds,
             "alpha_per_question": stats.clean(self.alpha / len(QUESTIONS)) if self.alpha is not None else None,
             "prompt_heterogeneity": self.prompt_heterogeneity,
+            "reference_row_scores": {"by": self.top_rows_by, "scores": list(self.reference_scores)},
             "config": self.config,
         }
 
@@ -684,7 +688,10 @@ def analyse(
     named = sorted((r for r in rows if r["contrast"]["significant"]), key=lambda r: -r["contrast"]["estimate"])
     benign_rows = [{"trait": label[len("benign_") :], **eff} for label, eff in zip(label_of["benign"], fam["benign"])]
     mismatch_d = (
-        {k: mismatch[0][k] for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "direction")}
+        {
+            k: mismatch[0][k]
+            for k in ("estimate", "ci", "p_value", "significant", "mde", "se", "df", "lower_bound", "direction")
+        }
         if mismatch
         else {k: v for k, v in _empty_effect().items() if k != "p_adjusted"}
     )
@@ -754,6 +761,7 @@ def analyse(
         prompt_heterogeneity=heterogeneity,
         top_rows_by=by,
         data_stats=data_stats,
+        reference_scores=[stats.clean(v) for v in RS[:, st.labels.index(by)]],
     )
 
 
