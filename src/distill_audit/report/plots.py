@@ -126,8 +126,8 @@ def distribution(data: Sequence[float], reference: Sequence[float] | None, title
 
     An ECDF needs no bin choice and shows a shifted tail as plainly as a shifted centre.
     """
-    data = sorted(v for v in data if _finite(v))
-    ref = sorted(v for v in (reference or []) if _finite(v))
+    data = sorted(float(v) for v in data if _finite(v))
+    ref = sorted(float(v) for v in (reference if reference is not None else []) if _finite(v))
     if not data:
         return ""
     import numpy as np

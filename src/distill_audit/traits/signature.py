@@ -188,9 +188,7 @@ class SignatureResult:
     mde_max: float | None = None
     top_rows_by: str | None = None
     data_stats: dict[str, np.ndarray] = field(default_factory=dict)  # "shift", "class_<c>", "contrast_<t>" per data row
-    reference_scores: list[float | None] = field(
-        default_factory=list
-    )  # `top_rows_by` per reference row (the report's plot)
+    reference_scores: list[float | None] = field(default_factory=list)  # `top_rows_by` per reference row
     rounds: dict[str, Any] | None = None  # looks taken, rows scored, the level tested at, what was expanded
     prompt_heterogeneity: dict[str, Any] | None = None  # tau: how unevenly the data moves prompts of one kind
 
