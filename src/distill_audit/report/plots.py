@@ -167,7 +167,7 @@ def before_after(traits: Sequence[Arms], title: str, xlabel: str = "trait probab
     if not traits:
         return ""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 1.1 + 0.42 * len(traits)))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 1.3 + 0.42 * len(traits)), layout="constrained")
     ys = list(range(len(traits)))[::-1]
     offsets = {"before": 0.0, "after (trained on the data)": 0.15, "after (control arm)": -0.15}
     seen: set[str] = set()
@@ -194,5 +194,5 @@ def before_after(traits: Sequence[Arms], title: str, xlabel: str = "trait probab
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
     ax.grid(axis="x", color="#eee")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 - 0.6 / len(traits)), ncol=3, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return _svg(fig, title)
