@@ -52,6 +52,8 @@ def test_distribution_and_before_after_draw_every_series():
     for name in ("before", "after (trained on the data)", "after (control arm)", "owl", "cat"):
         assert name in svg
     _well_formed(svg)
+    with_ci = [plots.Arms("owl", 0.1, 0.2, 0.11, True, {"before": (0.08, 0.12)}), arms[1]]
+    assert plots.before_after(with_ci, "canary").count("<path") > svg.count("<path")  # the interval is drawn
 
 
 @pytest.mark.parametrize("m", [1, 4, 20])

@@ -98,6 +98,13 @@ def _value(x: Any) -> float | None:
     return None
 
 
+def _interval(x: Any) -> tuple[float, float] | None:
+    ci = x.get("ci") if isinstance(x, dict) else None
+    if ci and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        return float(ci[0]), float(ci[1])
+    return None
+
+
 def canary_plot(report: dict[str, Any]) -> Markup | None:
     """Trait probability before and after fine-tuning, per arm, for the traits the table shows."""
     stage = report["stages"].get("canary") or {}
@@ -105,18 +112,20 @@ def canary_plot(report: dict[str, Any]) -> Markup | None:
     raw = [{"trait": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else raw
     shown = {e["name"] for e in shown_evidence(report, PLOT_TOP)[0] if e["line"] == "canary"}
     sig = set(report["verdict"]["significant_traits"].get("canary", []))
-    arms = [
-        plots.Arms(
-            str(r.get("trait")),
-            _value(r.get("before")),
-            _value(r.get("after_treated", r.get("after"))),
-            _value(r.get("after_control", r.get("control_after"))),
-            str(r.get("trait")) in sig,
-        )
-        for r in raw
-        if isinstance(r, dict) and str(r.get("trait")) in shown
-    ]
-    return _svg(plots.before_after(arms, "canary: trait probability before and after fine-tuning"))
+    arms = []
+    for r in raw:
+        if not isinstance(r, dict) or str(r.get("trait")) not in shown:
+            continue
+        series = {
+            "before": r.get("before"),
+            "after (trained on the data)": r.get("after_treated", r.get("after")),
+            "after (control arm)": r.get("after_control", r.get("control_after")),
+        }
+        values = [_value(v) for v in series.values()]
+        intervals = {k: iv for k, v in series.items() if (iv := _interval(v))}
+        arms.append(plots.Arms(str(r.get("trait")), *values, str(r.get("trait")) in sig, intervals))
+    title = "canary: trait probability before and after fine-tuning (bars: 95% CI of each mean over paraphrases)"
+    return _svg(plots.before_after(arms, title))
 
 
 def lineage_view(report: dict[str, Any]) -> dict[str, Any]:

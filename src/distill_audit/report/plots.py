@@ -158,11 +158,13 @@ class Arms:
     after: float | None
     control_after: float | None = None
     highlight: bool = False
+    intervals: dict[str, tuple[float, float]] | None = None  # series name -> (low, high), where measured
 
 
 def before_after(traits: Sequence[Arms], title: str, xlabel: str = "trait probability") -> str:
     """Per trait: before, after on the data and after on the control, on separate offsets
-    of one row, with lines from before to each after so a move reads as a direction."""
+    of one row (each with its interval where given), a thin line from before to each
+    after so a move reads as a direction."""
     traits = [t for t in traits if any(_finite(v) for v in (t.before, t.after, t.control_after))]
     if not traits:
         return ""
@@ -181,6 +183,9 @@ def before_after(traits: Sequence[Arms], title: str, xlabel: str = "trait probab
             if not _finite(value):
                 continue
             dy = offsets[name]
+            low, high = (t.intervals or {}).get(name, (None, None))
+            if _finite(low) and _finite(high):
+                ax.plot([low, high], [y + dy, y + dy], color=SERIES[name], lw=2.5, alpha=0.5, zorder=2)
             if name != "before" and _finite(t.before):
                 ax.plot([t.before, value], [y, y + dy], color=SERIES[name], lw=1, alpha=0.6)
             ax.plot([value], [y + dy], "o", color=SERIES[name], ms=6, label=None if name in seen else name, zorder=3)
