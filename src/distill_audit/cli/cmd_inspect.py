@@ -8,6 +8,7 @@ larger than memory once), and hand the result to `report.inspect` for the rich t
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,9 +28,12 @@ from distill_audit.cli.options import (
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
+    RevisionOpt,
     SampleOpt,
     SchemaOpt,
     SkipBadRowsOpt,
+    SplitOpt,
+    SubsetOpt,
 )
 from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.options import DataOptions, load_data
@@ -88,6 +92,9 @@ def inspect(
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
     max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
+    subset: SubsetOpt = None,
+    split: SplitOpt = None,
+    revision: RevisionOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -119,18 +126,10 @@ def inspect_checks(given: dict[str, Any]) -> StaticChecks:
     p = SimpleNamespace(**given)
     seed_everything(p.seed)
     check_out_file(p.sample_flags, "--sample-flags")
-    options = DataOptions(
-        p.schema,
-        p.prompt_field,
-        p.completion_field,
-        p.messages_field,
-        p.sample,
-        p.skip_bad_rows,
-        p.max_row_mb,
-        p.max_bad_rows,
-    )
+    names = [f.name for f in dataclasses.fields(DataOptions)]
+    options = DataOptions(**{name: given[name] for name in names})
     ds = None if p.streaming else load_data(p.data, options, seed=p.seed)
-    ref = load_data(p.reference, options, seed=p.seed, label="reference") if p.reference else None
+    ref = load_data(p.reference, options.without_selection(), seed=p.seed, label="reference") if p.reference else None
     against = f" against {len(ref)} reference rows" if ref else ""
     if ds is None:
         from distill_audit.checks.streaming import run_streaming_checks

@@ -17,9 +17,12 @@ from distill_audit.cli.options import (
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
+    RevisionOpt,
     SampleOpt,
     SchemaOpt,
     SkipBadRowsOpt,
+    SplitOpt,
+    SubsetOpt,
 )
 from distill_audit.devices import DEVICE_HELP
 from distill_audit.distributed import QUANTIZE_BITS
@@ -263,6 +266,9 @@ def scan_cmd(
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
     max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
+    subset: SubsetOpt = None,
+    split: SplitOpt = None,
+    revision: RevisionOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -329,6 +335,9 @@ def scan_options(given: dict[str, Any]) -> ScanOptions:
         skip_bad_rows=p.skip_bad_rows,
         max_row_mb=p.max_row_mb,
         max_bad_rows=p.max_bad_rows,
+        subset=p.subset,
+        split=p.split,
+        revision=p.revision,
         suites=[x.strip() for x in p.suites.split(",") if x.strip()] if p.suites else None,
         threads=p.threads,
         thorough=p.thorough,
