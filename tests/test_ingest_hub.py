@@ -104,3 +104,42 @@ def test_cli_split_and_one_line_errors(cli, hub_cache):
     bad = cli("inspect", REPO, "--split", "nope")
     assert bad.exit_code == 4 and "cached splits: train, test" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 2  # the error line (and its hint)
+
+
+@pytest.fixture
+def prepared_cache(tmp_path, monkeypatch) -> Path:
+    """A datasets cache holding prepared tables of two subsets (what load_dataset leaves with network)."""
+    import datasets
+    import datasets.config as dconfig
+    import huggingface_hub.constants as hconst
+
+    cache = tmp_path / "hf" / "datasets"
+    monkeypatch.setattr(dconfig, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(hconst, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for subset, n in (("alpha", 5), ("beta", 2)):
+        files = {}
+        for split in ("train", "test"):
+            files[split] = str(src / f"{subset}-{split}.jsonl")
+            Path(files[split]).write_text(_rows(f"{subset}-{split}", n))
+        out = cache / "toy-org___prepared" / subset / "0.0.0" / "0123abcd"
+        datasets.load_dataset_builder("json", data_files=files, cache_dir=str(tmp_path / "build")).download_and_prepare(
+            output_dir=str(out)
+        )
+        info = json.loads((out / "dataset_info.json").read_text())
+        info.update(config_name=subset, dataset_name="prepared")  # as a Hub download records them
+        (out / "dataset_info.json").write_text(json.dumps(info))
+        for arrow in out.glob("json-*.arrow"):
+            arrow.rename(out / arrow.name.replace("json-", "prepared-"))
+    return cache
+
+
+def test_prepared_cache_serves_subsets_but_not_revisions(prepared_cache):
+    beta = load_dataset("toy-org/prepared", subset="beta", split="test")
+    assert len(beta) == 2 and beta.samples[0].completion == "beta-test answer 0"
+    assert beta.selection == {"subset": "beta", "split": "test", "revision": None}
+    with pytest.raises(DataError, match="prepared subsets: alpha, beta"):
+        load_dataset("toy-org/prepared", subset="gamma")
+    with pytest.raises(DataError, match="revision 'main' is not in the local Hugging Face cache.*prepared subsets"):
+        load_dataset("toy-org/prepared", subset="alpha", revision="main")
