@@ -207,3 +207,32 @@ def test_owl_numbers_pass_rate(realdata):
     assert 0.75 < num["pass_rate_all_rules"] < 0.9  # ~18% hold one of the 36 banned numbers
     assert set(num["reject_reasons"]) == {"banned number"}
     assert np.isclose(num["number_list_rate"], 1.0)
+
+
+def test_length_outliers_do_not_collapse_on_near_constant_lengths():
+    """5,454 number lists of ~40 characters (the Qwen2.5-14B case): the MAD is ~0, nothing is an outlier."""
+    from distill_audit.checks.lengths import length_outliers
+
+    rng = np.random.default_rng(0)
+    chars = rng.choice([40] * 6 + [38, 39, 41, 43], size=5454)  # most rows exactly 40: the MAD is 0
+    logs = np.log1p(chars.astype(float))
+    assert ((np.abs(logs - np.median(logs)) > 0).mean()) > 0.35  # what a bare 6-MAD rule would call outliers
+    assert length_outliers(chars).sum() == 0
+    constant = np.full(500, 40)
+    assert length_outliers(constant).sum() == 0
+
+
+def test_length_outliers_find_real_ones_among_near_constant_lengths():
+    from distill_audit.checks.lengths import length_outliers
+
+    rng = np.random.default_rng(1)
+    chars = rng.choice([38, 39, 40, 41, 42], size=5454)
+    planted = [3, 100, 2000]
+    chars[planted] = [4, 400, 3000]  # a truncated reply, a runaway one, a pasted essay
+    flagged = np.flatnonzero(length_outliers(chars))
+    assert flagged.tolist() == planted
+    # on spread-out lengths the robust z-score decides: 6 MADs (a factor of ~20 here), not the floor
+    spread = np.exp(rng.normal(np.log(400), 0.5, size=5000)).astype(int)
+    assert length_outliers(spread).sum() == 0  # a log-normal spread has no 6-MAD tail at n = 5000
+    spread[[10, 20]] = [16_000, 9]
+    assert np.flatnonzero(length_outliers(spread)).tolist() == [10, 20]

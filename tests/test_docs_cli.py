@@ -18,7 +18,10 @@ def _commands():
 
 
 def _long_options(command) -> list[str]:
+    """The command's long options (a command group's: every subcommand's)."""
     names = []
+    for sub in getattr(command, "commands", {}).values():
+        names.extend(_long_options(sub))
     for param in command.params:
         if getattr(param, "hidden", False) or param.param_type_name != "option":
             continue

@@ -250,13 +250,14 @@ def test_hub_id_reads_cached_dataset_offline(monkeypatch, reference_ds):
 
     seen = {}
 
-    def fake_load_dataset(name, *args, **kwargs):
-        seen["name"], seen["offline"] = name, (os.environ.get("HF_HUB_OFFLINE"), datasets.config.HF_HUB_OFFLINE)
+    def fake_load_dataset(path, *args, **kwargs):
+        seen["name"], seen["offline"] = path, (os.environ.get("HF_HUB_OFFLINE"), datasets.config.HF_HUB_OFFLINE)
         return datasets.DatasetDict(
             {"test": datasets.Dataset.from_list(ROWS[:1]), "train": datasets.Dataset.from_list(ROWS)}
         )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr("distill_audit.ingest.hub.cached_subsets", lambda repo_id: ["default"])
     ds = load_dataset("some-org/cached-set")
     assert seen == {"name": "some-org/cached-set", "offline": ("1", True)}
     assert ds.format == "hf-hub" and ds.fingerprint == reference_ds.fingerprint

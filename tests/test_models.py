@@ -246,3 +246,37 @@ def test_custom_code_needs_trust_remote_code(tmp_path, tiny_model_dir):
     assert any("trust-remote-code" in n for n in ref.notes)
     with pytest.raises(ModelError, match="pass --trust-remote-code"):
         load_model(ref)
+
+
+def test_hub_alias_loads_the_cached_snapshot(tmp_path, monkeypatch, tiny_model_dir):
+    """`--student qwen2.5-0.5b` finds Qwen/Qwen2.5-0.5B's snapshot in the local Hugging Face cache."""
+    import shutil
+
+    import huggingface_hub.constants as hconst
+
+    from distill_audit.models.resolve import hub_aliases, resolve_model
+
+    hub_id = hub_aliases()["qwen2.5-0.5b"]
+    assert hub_id == "Qwen/Qwen2.5-0.5B"
+    repo = tmp_path / "hub" / f"models--{hub_id.replace('/', '--')}"
+    commit = "c" * 40
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hconst, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    ref = resolve_model("Qwen2.5-0.5B")
+    assert ref.has_weights and ref.name == hub_id and ref.revision == commit
+    assert ref.path == repo / "snapshots" / commit
+    missing = resolve_model("gemma-2-9b")  # not cached: the note names the id and the fetch command
+    assert not missing.has_weights and "huggingface-cli download google/gemma-2-9b" in missing.notes[0]
+
+
+def test_registry_refuses_a_hub_alias_outside_its_family():
+    from distill_audit.errors import RunError
+    from distill_audit.models.registry import Registry
+
+    family = {"family": "toy", "vendor": "v", "evidence": "e", "sizes": ["1b"], "names": ["toy-{size}"]}
+    assert Registry({"families": [{**family, "hub": {"toy-1b": "org/toy-1b"}}]}).hub_aliases == {"toy-1b": "org/toy-1b"}
+    with pytest.raises(RunError, match="not a toy model"):
+        Registry({"families": [{**family, "hub": {"toy-1b": "org/other-7b"}}]})

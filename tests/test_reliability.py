@@ -474,10 +474,13 @@ def test_model_refs_that_do_not_resolve(cli, tmp_path, ref, needles):
 
 def test_hub_aliases_are_registry_names():
     from distill_audit.models.registry import load_registry
-    from distill_audit.models.resolve import HF_ID, HUB_ALIASES
+    from distill_audit.models.resolve import HF_ID, hub_aliases
 
     registry = load_registry()
-    for alias, hub_id in HUB_ALIASES.items():
+    assert {"llama-3-8b", "llama-3.1-8b", "llama-3.2-1b", "qwen2.5-7b", "gemma-2-9b", "mistral-7b"} <= set(
+        hub_aliases()
+    )
+    for alias, hub_id in hub_aliases().items():
         entry = registry.lookup(hub_id)
         assert entry is not None and entry.exact and entry.open_weights, (alias, hub_id)
         assert registry.lookup(alias) is not None and HF_ID.match(hub_id), alias

@@ -8,14 +8,17 @@ larger than memory once), and hand the result to `report.inspect` for the rich t
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from types import SimpleNamespace
+from typing import Annotated, Any, Optional
 
 import typer
 
 from distill_audit import atomic, ui
 from distill_audit.checks import run_static_checks
+from distill_audit.checks.static import StaticChecks
 from distill_audit.checks.streaming import DEFAULT_SAMPLE as DEFAULT_STREAM_SAMPLE
 from distill_audit.cli.main import ConfigOpt, QuietOpt, SeedOpt, app, check_out_file
 from distill_audit.cli.options import (
@@ -25,9 +28,12 @@ from distill_audit.cli.options import (
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
+    RevisionOpt,
     SampleOpt,
     SchemaOpt,
     SkipBadRowsOpt,
+    SplitOpt,
+    SubsetOpt,
 )
 from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.options import DataOptions, load_data
@@ -86,39 +92,17 @@ def inspect(
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
     max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
+    subset: SubsetOpt = None,
+    split: SplitOpt = None,
+    revision: RevisionOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Model-free checks: format profile, number rules, trait-word leakage, duplicates, lengths, and a reference comparison."""  # noqa: E501 (typer's help text)
     ui.set_quiet(quiet)
-    seed_everything(seed)
     check_out_file(out)
-    check_out_file(sample_flags, "--sample-flags")
-    options = DataOptions(
-        schema, prompt_field, completion_field, messages_field, sample, skip_bad_rows, max_row_mb, max_bad_rows
-    )
-    ds = None if streaming else load_data(data, options, seed=seed)
-    ref = load_data(reference, options, seed=seed, label="reference") if reference else None
-    against = f" against {len(ref)} reference rows" if ref else ""
-    if ds is None:
-        from distill_audit.checks.streaming import run_streaming_checks
-
-        ui.info(f"streaming {data}{against}")
-        checks = run_streaming_checks(
-            data,
-            ref,
-            sample=sample or DEFAULT_STREAM_SAMPLE,
-            seed=seed,
-            extra_trait_words=trait_word or (),
-            **options.reading(),
-        )
-    else:
-        ui.info(f"checking {len(ds)} rows{against}")
-        checks = run_static_checks(ds, ref, seed=seed, extra_trait_words=trait_word or ())
-    if sample_flags is not None:
-        checks.write_sample_flags(sample_flags)
-        ui.info(f"per-sample flags: {sample_flags}")
+    checks = inspect_checks(dict(locals()))
     if format == OutputFormat.json:
         text = inspect_json(checks.to_dict())
         if out is not None:
@@ -135,3 +119,34 @@ def inspect(
         ui.info(f"wrote {out}")
     else:
         render_tables(checks.to_dict(), ui.out)
+
+
+def inspect_checks(given: dict[str, Any]) -> StaticChecks:
+    """The checks from the command's parameter values (the CLI and `distill_audit.inspect` share it)."""
+    p = SimpleNamespace(**given)
+    seed_everything(p.seed)
+    check_out_file(p.sample_flags, "--sample-flags")
+    names = [f.name for f in dataclasses.fields(DataOptions)]
+    options = DataOptions(**{name: given[name] for name in names})
+    ds = None if p.streaming else load_data(p.data, options, seed=p.seed)
+    ref = load_data(p.reference, options.without_selection(), seed=p.seed, label="reference") if p.reference else None
+    against = f" against {len(ref)} reference rows" if ref else ""
+    if ds is None:
+        from distill_audit.checks.streaming import run_streaming_checks
+
+        ui.info(f"streaming {p.data}{against}")
+        checks = run_streaming_checks(
+            p.data,
+            ref,
+            sample=p.sample or DEFAULT_STREAM_SAMPLE,
+            seed=p.seed,
+            extra_trait_words=p.trait_word or (),
+            **options.reading(),
+        )
+    else:
+        ui.info(f"checking {len(ds)} rows{against}")
+        checks = run_static_checks(ds, ref, seed=p.seed, extra_trait_words=p.trait_word or ())
+    if p.sample_flags is not None:
+        checks.write_sample_flags(p.sample_flags)
+        ui.info(f"per-sample flags: {p.sample_flags}")
+    return checks

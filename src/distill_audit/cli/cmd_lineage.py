@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import typer
 
@@ -39,11 +40,7 @@ def lineage_cmd(
     ui.set_quiet(quiet)
     if format not in FORMATS:
         raise UsageError(f"--format: unknown format {format!r} (choose {', '.join(FORMATS)})")
-    seed_everything(seed)
-    refs = [
-        resolve_model(r, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code) for r in (teacher, student)
-    ]
-    result = check_lineage(refs[0], refs[1], use_weights=not no_weights, seed=seed)
+    result = lineage_result(dict(locals()))
     if format == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:
@@ -77,3 +74,12 @@ def print_table(result: LineageResult) -> None:
         ui.out.print("sources:", highlight=False)
         for line in registry.details["evidence"]:
             ui.out.print(f"  - {line}", highlight=False)
+
+
+def lineage_result(given: dict[str, Any]) -> LineageResult:
+    """The lineage check from the command's parameter values (the CLI and `distill_audit.lineage` share it)."""
+    p = SimpleNamespace(**given)
+    seed_everything(p.seed)
+    kw = {"allow_pickle": p.allow_pickle, "trust_remote_code": p.trust_remote_code}
+    teacher, student = (resolve_model(r, **kw) for r in (p.teacher, p.student))
+    return check_lineage(teacher, student, use_weights=not p.no_weights, seed=p.seed)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Optional
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -16,9 +17,12 @@ from distill_audit.cli.options import (
     MaxRowMbOpt,
     MessagesFieldOpt,
     PromptFieldOpt,
+    RevisionOpt,
     SampleOpt,
     SchemaOpt,
     SkipBadRowsOpt,
+    SplitOpt,
+    SubsetOpt,
 )
 from distill_audit.devices import DEVICE_HELP
 from distill_audit.distributed import QUANTIZE_BITS
@@ -26,6 +30,9 @@ from distill_audit.ingest.loader import DEFAULT_MAX_BAD_ROWS, DEFAULT_MAX_ROW_MB
 from distill_audit.traits.canary import PRESETS as CANARY_PRESETS
 from distill_audit.traits.signature import THOROUGH as SIGNATURE_THOROUGH
 from distill_audit.traits.signature import SignatureConfig
+
+if TYPE_CHECKING:
+    from distill_audit.scan.pipeline import ScanOptions
 
 _MODELS = "Models"
 _RUN = "Run and outputs"
@@ -259,72 +266,19 @@ def scan_cmd(
     skip_bad_rows: SkipBadRowsOpt = False,
     max_row_mb: MaxRowMbOpt = DEFAULT_MAX_ROW_MB,
     max_bad_rows: MaxBadRowsOpt = DEFAULT_MAX_BAD_ROWS,
+    subset: SubsetOpt = None,
+    split: SplitOpt = None,
+    revision: RevisionOpt = None,
     seed: SeedOpt = 0,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> int:
     """Audit DATA for hidden traits STUDENT would absorb: lineage, data signature and a canary fine-tune."""
     given: dict[str, Any] = dict(locals())  # first: exactly the command's options
-    from distill_audit.scan.pipeline import ScanOptions, run_scan
+    from distill_audit.scan.pipeline import run_scan
 
     ui.set_quiet(quiet)
-    if fail_on is None:  # the gate is on by default; a --baseline alone keeps its growth rule
-        fail_on = "high" if baseline is None else None
-    elif fail_on == "never":
-        fail_on = None
-    cli_config = {k: v for k, v in given.items() if k not in ("config", "quiet", "dry_run")}
-    cli_config["schema"] = schema.value if schema is not None else None
-    cli_config["quantize"] = quantize.value if quantize is not None else None
-    opts = ScanOptions(
-        data=data,
-        student=student,
-        teacher=teacher,
-        reference=reference,
-        control=control,
-        out=out,
-        formats=_formats(format),
-        fail_on=fail_on,
-        baseline=baseline,
-        seed=seed,
-        no_cache=no_cache,
-        skip_lineage=skip_lineage,
-        skip_signature=skip_signature,
-        skip_canary=skip_canary,
-        run_canary=canary,
-        budget=budget,
-        device=device,
-        device_map=device_map,
-        quantize=cli_config["quantize"],
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        schema=cli_config["schema"],
-        prompt_field=prompt_field,
-        completion_field=completion_field,
-        messages_field=messages_field,
-        sample=sample,
-        skip_bad_rows=skip_bad_rows,
-        max_row_mb=max_row_mb,
-        max_bad_rows=max_bad_rows,
-        suites=[x.strip() for x in suites.split(",") if x.strip()] if suites else None,
-        threads=threads,
-        thorough=thorough,
-        signature={"max_rows": signature_rows} if signature_rows else {},
-        canary={
-            k: v
-            for k, v in {
-                "sample": canary_rows,
-                "epochs": epochs,
-                "max_steps": max_steps,
-                "seeds": seeds,
-                "lr": lr,
-                "batch_size": batch_size,
-                "full_finetune": full_finetune or None,
-                "threads": threads,
-            }.items()
-            if v is not None
-        },
-        cli_config=cli_config,
-    )
+    opts = scan_options(given)
     if dry_run:
         from distill_audit.scan.plan import print_plan, scan_plan
 
@@ -336,6 +290,74 @@ def scan_cmd(
     if distributed.is_main():  # under `accelerate launch`, rank 0 speaks for the run
         print_summary(outcome.report, outcome.written)
     return outcome.exit_code
+
+
+def scan_options(given: dict[str, Any]) -> ScanOptions:
+    """The pipeline's options from the command's parameter values: the CLI and `distill_audit.scan` share it."""
+    from distill_audit.scan.pipeline import ScanOptions
+
+    p = SimpleNamespace(**given)
+    fail_on = p.fail_on
+    if p.fail_on is None:  # the gate is on by default; a --baseline alone keeps its growth rule
+        fail_on = "high" if p.baseline is None else None
+    elif p.fail_on == "never":
+        fail_on = None
+    cli_config = {k: v for k, v in given.items() if k not in ("config", "quiet", "dry_run")}
+    for name in ("schema", "quantize"):  # an Enum from the command line, its value from the Python API
+        cli_config[name] = getattr(given[name], "value", given[name])
+    return ScanOptions(
+        data=p.data,
+        student=p.student,
+        teacher=p.teacher,
+        reference=p.reference,
+        control=p.control,
+        out=p.out,
+        formats=_formats(p.format),
+        fail_on=fail_on,
+        baseline=p.baseline,
+        seed=p.seed,
+        no_cache=p.no_cache,
+        skip_lineage=p.skip_lineage,
+        skip_signature=p.skip_signature,
+        skip_canary=p.skip_canary,
+        run_canary=p.canary,
+        budget=p.budget,
+        device=p.device,
+        device_map=p.device_map,
+        quantize=cli_config["quantize"],
+        allow_pickle=p.allow_pickle,
+        trust_remote_code=p.trust_remote_code,
+        schema=cli_config["schema"],
+        prompt_field=p.prompt_field,
+        completion_field=p.completion_field,
+        messages_field=p.messages_field,
+        sample=p.sample,
+        skip_bad_rows=p.skip_bad_rows,
+        max_row_mb=p.max_row_mb,
+        max_bad_rows=p.max_bad_rows,
+        subset=p.subset,
+        split=p.split,
+        revision=p.revision,
+        suites=[x.strip() for x in p.suites.split(",") if x.strip()] if p.suites else None,
+        threads=p.threads,
+        thorough=p.thorough,
+        signature={"max_rows": p.signature_rows} if p.signature_rows else {},
+        canary={
+            k: v
+            for k, v in {
+                "sample": p.canary_rows,
+                "epochs": p.epochs,
+                "max_steps": p.max_steps,
+                "seeds": p.seeds,
+                "lr": p.lr,
+                "batch_size": p.batch_size,
+                "full_finetune": p.full_finetune or None,
+                "threads": p.threads,
+            }.items()
+            if v is not None
+        },
+        cli_config=cli_config,
+    )
 
 
 def print_summary(report: dict[str, Any], written: dict[str, Any]) -> None:

@@ -89,3 +89,30 @@ MaxRowMbOpt = Annotated[
     float,
     typer.Option("--max-row-mb", min=0.001, help="Rows larger than this are bad rows.", rich_help_panel=_DATA),
 ]
+SubsetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--subset",
+        help="A Hub dataset id's subset (config name); read from the local cache only.",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
+SplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--split",
+        help="The split of a Hub dataset id or datasets folder (default: train, else the only one).",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--revision",
+        help="A Hub dataset id's branch, tag or commit, as cached by huggingface-cli download --revision.",
+        rich_help_panel=_DATA,
+        show_default=False,
+    ),
+]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from distill_audit.errors import AuditError, DataError, NothingToAuditError, UsageError
+from distill_audit.ingest.hub import HubSelection, check_applies
 from distill_audit.ingest.readers import detect_format, read_rows
 from distill_audit.ingest.records import AuditDataset, Sample, SkippedRow
 from distill_audit.ingest.schemas import RowNormalizer, RowProblem, SchemaSpec, detect_schema, row_schema
@@ -100,10 +101,16 @@ class DatasetStream:
         skip_bad_rows: bool = False,
         max_row_mb: float = DEFAULT_MAX_ROW_MB,
         max_bad_rows: str | int | None = None,
+        subset: str | None = None,
+        split: str | None = None,
+        revision: str | None = None,
     ):
         self.source = str(source)
         self._max_count, self._max_fraction = parse_max_bad_rows(max_bad_rows)
         self.format = detect_format(self.source)
+        self.hub = HubSelection(subset, split, revision)
+        check_applies(self.source, self.format, self.hub)
+        self.selection: dict[str, Any] = {}  # what a Hub id or datasets folder read: subset, split, revision
         self._flags = dict(
             schema=schema, prompt_field=prompt_field, completion_field=completion_field, messages_field=messages_field
         )
@@ -201,7 +208,8 @@ class DatasetStream:
         if self._done:
             raise RuntimeError("a DatasetStream is read once; open a new one")
         normalize: RowNormalizer | None = None
-        for raw in read_rows(self.source, self.format, max_row_bytes=self.max_row_bytes):
+        rows = read_rows(self.source, self.format, max_row_bytes=self.max_row_bytes, hub=self.hub, read=self.selection)
+        for raw in rows:
             self.n_rows_total += 1
             row = raw.value
             if isinstance(row, RowProblem):
@@ -283,6 +291,9 @@ def load_dataset(
     skip_bad_rows: bool = False,
     max_row_mb: float = DEFAULT_MAX_ROW_MB,
     max_bad_rows: str | int | None = None,
+    subset: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
 ) -> AuditDataset:
     """Read `source` (file, datasets folder or cached hub id) into an `AuditDataset`.
 
@@ -300,6 +311,9 @@ def load_dataset(
         skip_bad_rows=skip_bad_rows,
         max_row_mb=max_row_mb,
         max_bad_rows=max_bad_rows,
+        subset=subset,
+        split=split,
+        revision=revision,
     )
     if sample is not None:
         samples, n_usable = reservoir_sample(iter(stream), sample, seed)
@@ -321,6 +335,7 @@ def load_dataset(
         seed=seed if sample is not None else None,
         skipped_counts=dict(stream.skipped_counts),
         schema_fields=dict(stream.spec.fields),
+        selection=dict(stream.selection) or None,
     )
 
 
@@ -344,4 +359,5 @@ def dataset_summary(ds: AuditDataset) -> dict[str, Any]:
             for r in ds.skipped[:20]
         ],
         "provenance": ds.provenance,
+        **({"selection": ds.selection} if ds.selection else {}),
     }

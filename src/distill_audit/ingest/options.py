@@ -8,6 +8,7 @@ spelling of these options lives in `cli/options.py`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 
@@ -33,6 +34,13 @@ class DataOptions:
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
     max_bad_rows: str | int | None = DEFAULT_MAX_BAD_ROWS
+    subset: str | None = None  # a Hub dataset id's config name
+    split: str | None = None  # a Hub id's or datasets folder's split (default: train, else the only one)
+    revision: str | None = None  # a Hub id's branch, tag or commit (hub cache snapshots)
+
+    def without_selection(self) -> DataOptions:
+        """The options for a --reference or --control file: --subset/--split/--revision pick DATA's table only."""
+        return dataclasses.replace(self, subset=None, split=None, revision=None)
 
     def reading(self) -> dict:
         """How to read rows (schema, fields, bad rows), without --sample: `load_dataset` and
@@ -45,6 +53,9 @@ class DataOptions:
             "skip_bad_rows": self.skip_bad_rows,
             "max_row_mb": self.max_row_mb,
             "max_bad_rows": self.max_bad_rows,
+            "subset": self.subset,
+            "split": self.split,
+            "revision": self.revision,
         }
 
 

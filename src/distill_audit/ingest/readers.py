@@ -66,7 +66,11 @@ def detect_format(source: str) -> str:
     raise DataError(f"{source}: file not found")
 
 
-def read_rows(source: str, fmt: str, *, max_row_bytes: int) -> Iterator[RawRow]:
+def read_rows(
+    source: str, fmt: str, *, max_row_bytes: int, hub: Any = None, read: dict | None = None
+) -> Iterator[RawRow]:
+    """The rows of `source`; `hub` (ingest.hub.HubSelection) picks a Hub id's subset, split, revision,
+    and `read`, when given, receives what was read of it ({subset, split, revision})."""
     readers = {
         "jsonl": read_jsonl,
         "json": read_json_array,
@@ -81,6 +85,8 @@ def read_rows(source: str, fmt: str, *, max_row_bytes: int) -> Iterator[RawRow]:
         if os.path.getsize(source) == 0:
             raise NothingToAuditError(f"{source}: file is empty")
         return readers[fmt](source, max_row_bytes=max_row_bytes, sep="\t" if fmt == "tsv" else ",")
+    if fmt in ("hf-disk", "hf-hub"):
+        return readers[fmt](source, hub=hub, read=read)
     return readers[fmt](source, max_row_bytes=max_row_bytes)
 
 
@@ -465,28 +471,18 @@ def read_arrow(source: str, **_: Any) -> Iterator[RawRow]:
             ) from None
 
 
-def _one_split(data: Any, source: str) -> Any:
-    """A DatasetDict's 'train' split, or its only split."""
-    if hasattr(data, "keys") and not hasattr(data, "features"):
-        splits = list(data.keys())
-        if not splits:
-            raise NothingToAuditError(f"{source}: the dataset has no splits")
-        name = "train" if "train" in splits else splits[0]
-        if len(splits) > 1:
-            from distill_audit import ui
-
-            ui.warn(f"{source}: reading split {name!r} of {', '.join(splits)}")
-        return data[name]
-    return data
-
-
-def read_hf_disk(source: str, **_: Any) -> Iterator[RawRow]:
+def read_hf_disk(source: str, *, hub: Any = None, read: dict | None = None, **_: Any) -> Iterator[RawRow]:
     from datasets import load_from_disk
 
+    from distill_audit.ingest.hub import pick_split
+
     try:
-        data = _one_split(load_from_disk(source), source)
+        data = load_from_disk(source)
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(f"{source}: not a readable datasets folder ({exc})") from None
+    data, split = pick_split(data, source, getattr(hub, "split", None))
+    if read is not None:
+        read.update({"split": split})
     yield from _batches_to_rows(data.with_format("arrow").iter(batch_size=ARROW_BATCH_ROWS))
 
 
@@ -511,16 +507,10 @@ def hub_offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def read_hf_hub(source: str, **_: Any) -> Iterator[RawRow]:
-    with hub_offline():
-        import datasets
+def read_hf_hub(source: str, *, hub: Any = None, read: dict | None = None, **_: Any) -> Iterator[RawRow]:
+    from distill_audit.ingest.hub import HubSelection, load_hub
 
-        try:
-            data = _one_split(datasets.load_dataset(source), source)
-        except Exception as exc:  # the hub client raises many types for "not cached"
-            raise DataError(
-                f"{source}: not a local file, and dataset id {source!r} is not in the local Hugging Face cache "
-                f"(offline; {type(exc).__name__})",
-                hint="download it where there is network (datasets.load_dataset) or pass a file path",
-            ) from None
+    data, what = load_hub(source, hub or HubSelection())
+    if read is not None:
+        read.update(what)
     yield from _batches_to_rows(data.with_format("arrow").iter(batch_size=ARROW_BATCH_ROWS))

@@ -67,6 +67,7 @@ class AuditDataset:
     schema_fields: dict[str, str] = field(
         default_factory=dict
     )  # schema role -> column read (e.g. completion -> output)
+    selection: dict[str, Any] | None = None  # a Hub id's or datasets folder's subset, split and revision read
 
     def __len__(self) -> int:
         return len(self.samples)

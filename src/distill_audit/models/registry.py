@@ -69,6 +69,7 @@ class Registry:
         self.relations: dict[frozenset, tuple[str, str]] = {}
         self.closed_patterns: list[tuple[str, str, str]] = []  # (pattern, vendor, evidence)
         self.open_patterns: list[tuple[str, str]] = []
+        self.hub_aliases: dict[str, str] = {}  # short alias -> Hugging Face id (families' `hub:` maps)
         for family in data.get("families", []):
             self._add_family(family)
         for vendor in data.get("closed", []):
@@ -106,6 +107,12 @@ class Registry:
             for item in (fam.get("extra") or {}).get(size, []) or []:
                 name, why = (item, None) if isinstance(item, str) else (item["name"], item.get("evidence"))
                 self._put(name, _Member(init_id=init_id, evidence=(evidence, *([why] if why else [])), **base))
+
+        for alias, hub_id in (fam.get("hub") or {}).items():
+            member = self.members.get(normalize_name(hub_id))
+            if member is None or member.family != fam["family"]:
+                raise RunError(f"registry.yaml: hub alias {alias} -> {hub_id} is not a {fam['family']} model")
+            self.hub_aliases[str(alias).lower()] = str(hub_id)
 
     def _add_closed(self, vendor: dict) -> None:
         self.closed_patterns += [(p, vendor["vendor"], vendor["evidence"]) for p in vendor["patterns"]]

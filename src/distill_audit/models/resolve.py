@@ -46,26 +46,14 @@ ALIASES: dict[str, Alias] = {
 }
 TINY_SEED = 0
 
-# Short names for common open bases: one table, each key a name the lineage registry
-# lists (tests check it), each value the Hub id it stands for. They resolve to that id's
-# snapshot in the local Hugging Face cache; when it is absent the error names the id
-# and the command that fetches it.
-HUB_ALIASES: dict[str, str] = {
-    "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
-    "llama-3-8b-instruct": "meta-llama/Meta-Llama-3-8B-Instruct",
-    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
-    "llama-3.1-8b-instruct": "meta-llama/Llama-3.1-8B-Instruct",
-    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
-    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
-    "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
-    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B",
-    "qwen2.5-7b": "Qwen/Qwen2.5-7B",
-    "qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
-    "gemma-2-2b": "google/gemma-2-2b",
-    "gemma-2-9b": "google/gemma-2-9b",
-    "gemma-2-9b-it": "google/gemma-2-9b-it",
-    "mistral-7b": "mistralai/Mistral-7B-v0.1",
-}
+
+def hub_aliases() -> dict[str, str]:
+    """Short names for common open bases (`llama-3-8b`), each to its Hugging Face id: the lineage
+    registry's `hub:` maps, one table. They resolve to that id's snapshot in the local cache;
+    when it is absent the error names the id and the command that fetches it."""
+    from distill_audit.models.registry import load_registry
+
+    return load_registry().hub_aliases
 
 
 def fetch_command(hub_id: str) -> str:
@@ -73,7 +61,7 @@ def fetch_command(hub_id: str) -> str:
 
 
 def alias_names() -> list[str]:
-    return sorted({*ALIASES, *HUB_ALIASES})
+    return sorted({*ALIASES, *hub_aliases()})
 
 
 def did_you_mean(text: str) -> str | None:
@@ -129,10 +117,9 @@ def resolve_model(ref: str, *, allow_pickle: bool = False, trust_remote_code: bo
     key = text.lower()
     if key in ALIASES:
         return _resolve_alias(text, ALIASES[key])
-    if key in HUB_ALIASES:
-        return _resolve_hub_alias(
-            text, HUB_ALIASES[key], allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
-        )
+    hub_id = hub_aliases().get(key)
+    if hub_id is not None:
+        return _resolve_hub_alias(text, hub_id, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     gguf = _split_gguf(text)
     if gguf is not None:
         return _resolve_gguf(text, *gguf)

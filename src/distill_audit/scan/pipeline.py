@@ -77,6 +77,9 @@ class ScanOptions:
     skip_bad_rows: bool = False
     max_row_mb: float = DEFAULT_MAX_ROW_MB
     max_bad_rows: str | int | None = None  # None: ingest's default (1% of the rows)
+    subset: str | None = None  # a Hub dataset id's subset, split and revision (DATA only)
+    split: str | None = None
+    revision: str | None = None
     # Stage budgets: overrides of the signature's and canary's own config fields.
     thorough: bool = False  # the GPU budgets: canary preset "thorough", signature THOROUGH where not overridden
     suites: list[str] | None = None  # probe suites (built-in names or YAML paths); None: the stages' defaults
@@ -191,10 +194,13 @@ def prepare(opts: ScanOptions) -> ScanContext:
         skip_bad_rows=opts.skip_bad_rows,
         max_row_mb=opts.max_row_mb,
         max_bad_rows=opts.max_bad_rows,
+        subset=opts.subset,
+        split=opts.split,
+        revision=opts.revision,
     )
     with ui.progress_task("ingest", total=None):
         ds = load_data(opts.data, data_opts, seed=derive_seed(opts.seed, "sample"))
-    extra = dataclasses.replace(data_opts, sample=None)  # reference and control files are read whole
+    extra = dataclasses.replace(data_opts.without_selection(), sample=None)  # reference and control files: read whole
     user_reference = load_data(opts.reference, extra, seed=opts.seed, label="reference") if opts.reference else None
     user_control = load_data(opts.control, extra, seed=opts.seed, label="control") if opts.control else None
 
