@@ -96,3 +96,9 @@ def test_parts_off_and_bad_names(tmp_path):
     cache.put_part("k6", "seed-1.arm-a", {"x": 1})
     (tmp_path / "k6"[:2] / "k6.parts" / "seed-1.arm-a.json").write_text("{trunc")
     assert cache.get_part("k6", "seed-1.arm-a") is None  # unreadable: recompute
+
+    def keeps_nan():
+        checkpoint().put("nan", {"x": float("nan")})  # not storable exactly: not kept, no crash
+        return checkpoint().get("nan")
+
+    assert cache.run("k7", keeps_nan) == (None, "miss")

@@ -158,8 +158,12 @@ class Checkpoint:
         return self.cache.get_part(self.key, part)  # type: ignore[union-attr,arg-type]
 
     def put(self, part: str, value: Any) -> None:
+        """Keep a part; one that JSON cannot hold exactly (NaN, inf, objects) is not kept, so it is recomputed."""
         if self.enabled:
-            self.cache.put_part(self.key, part, value)  # type: ignore[union-attr,arg-type]
+            try:
+                self.cache.put_part(self.key, part, value)  # type: ignore[union-attr,arg-type]
+            except (TypeError, ValueError):
+                pass
 
 
 _NO_CHECKPOINT = Checkpoint(None, None)
