@@ -177,3 +177,17 @@ def test_sampled_scoring_counts_matches(tiny):
     again = score_probes(model, tok, [suite], method="sampled", n_samples=6, seed=1)["mini"]
     assert np.array_equal(again.counts, s.counts)
     json.dumps(probes.ProbeScores({"mini": s}).to_dict(), allow_nan=False)
+
+
+def test_questions_scored_together_equal_one_call_per_question(tiny):
+    """Two-choice questions share a call (batch 16); batch 1 scores each question alone: same numbers."""
+    from distill_audit.traits.probes import _question_groups, score_suite
+
+    assert _question_groups([2, 2, 20, 2, 2, 2], 4) == [[0, 1], [2], [3, 4], [5]]
+    assert _question_groups([3, 3], 1) == [[0], [1]]
+    model, tok = tiny
+    suite = load_suites(["misalignment"])[0]
+    together = score_suite(model, tok, suite, batch_size=16)
+    alone = score_suite(model, tok, suite, batch_size=1)
+    np.testing.assert_allclose(together.raw_logprobs, alone.raw_logprobs, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(together.logprobs, alone.logprobs, rtol=0, atol=1e-5)

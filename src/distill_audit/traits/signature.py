@@ -25,9 +25,9 @@ log-ratio and the tokens that carry it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -770,8 +770,13 @@ def compute_signature(
     reference: Sequence[Sample],
     traits: Sequence[Trait] | None = None,
     cfg: SignatureConfig | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SignatureResult:
-    """Per-row LLS of the data and the reference under every prompt, then `analyse`."""
+    """Per-row LLS of the data and the reference under every prompt, then `analyse`.
+
+    Scored in rounds, each finished round is kept in `checkpoint` (when given) and a
+    re-run with the same inputs resumes after the last one kept.
+    """
     cfg = cfg or SignatureConfig()
     traits = default_traits() if traits is None else list(traits)
     used, not_covered = select_traits(traits, cfg)
@@ -822,7 +827,7 @@ def compute_signature(
             not_covered=not_covered,
         )
     return _in_rounds(
-        model, tokenizer, data_rows, ref_rows, screen, later, cfg, design == "paired", limits, not_covered
+        model, tokenizer, data_rows, ref_rows, screen, later, cfg, design == "paired", limits, not_covered, checkpoint
     )
 
 
@@ -845,8 +850,56 @@ def screening(traits: Sequence[Trait], per_class: int) -> tuple[list[Trait], lis
     return screen, later
 
 
+_Scored = tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray]
+
+
+class Checkpoint(Protocol):
+    """Where finished rounds are kept (the scan passes its stage's `scan.cache.checkpoint()`)."""
+
+    def get(self, part: str) -> Any | None: ...
+    def put(self, part: str, value: Any) -> None: ...
+
+
+def _round(point: Checkpoint | None, part: str, sizes: tuple[int, int], score: Callable[[], _Scored]) -> _Scored:
+    """A round's scores (data LLS, data base, reference LLS, reference base), from the stage's
+    checkpoint when a killed run already finished it, else scored and checkpointed.
+
+    The checkpoint lives under the stage's cache key (config, rows, models, seed), so only
+    the same scan finds it; JSON keeps float64 exactly, so a resumed scan equals an
+    uninterrupted one. A part of the wrong shape is ignored and rescored.
+    """
+    kept = point.get(part) if point is not None else None
+    if kept is not None:
+        try:
+            out = (
+                {k: np.asarray(v, dtype=np.float64) for k, v in kept["data"].items()},
+                np.asarray(kept["data_base"], dtype=np.float64),
+                {k: np.asarray(v, dtype=np.float64) for k, v in kept["reference"].items()},
+                np.asarray(kept["reference_base"], dtype=np.float64),
+            )
+            if all(len(v) == sizes[0] for v in (*out[0].values(), out[1])) and all(
+                len(v) == sizes[1] for v in (*out[2].values(), out[3])
+            ):
+                return out
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # unreadable: score it again
+    out = score()
+    if point is None:
+        return out
+    point.put(
+        part,
+        {
+            "data": {k: v.tolist() for k, v in out[0].items()},
+            "data_base": np.asarray(out[1]).tolist(),
+            "reference": {k: v.tolist() for k, v in out[2].items()},
+            "reference_base": np.asarray(out[3]).tolist(),
+        },
+    )
+    return out
+
+
 def _in_rounds(
-    model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired, limits, not_covered
+    model, tokenizer, data_rows, ref_rows, screen, later, cfg, paired, limits, not_covered, checkpoint=None
 ) -> SignatureResult:
     """Score the screen in rounds, stop once a class crosses its group-sequential boundary, then
     score the rest of each class that stands out (on at most `cfg.expand_rows` rows).
@@ -869,8 +922,15 @@ def _in_rounds(
     done_d = done_r = 0
     for look, f in enumerate(fractions):
         upto_d, upto_r = max(2, round(f * n_d)), max(2, round(f * n_r))
-        new_d, bd = _scores(model, tokenizer, data_rows[done_d:upto_d], screen, cfg, f"data, round {look + 1}")
-        new_r, br = _scores(model, tokenizer, ref_rows[done_r:upto_r], screen, cfg, f"reference, round {look + 1}")
+        new_d, bd, new_r, br = _round(
+            checkpoint,
+            f"signature-round-{look}",
+            (upto_d - done_d, upto_r - done_r),
+            lambda d=data_rows[done_d:upto_d], r=ref_rows[done_r:upto_r], k=look + 1: (
+                *_scores(model, tokenizer, d, screen, cfg, f"data, round {k}"),
+                *_scores(model, tokenizer, r, screen, cfg, f"reference, round {k}"),
+            ),
+        )
         for store, new in ((data_lls, new_d), (ref_lls, new_r)):
             for name, v in new.items():
                 store[name] = np.concatenate([store.get(name, np.zeros(0)), v])
@@ -892,8 +952,17 @@ def _in_rounds(
     used = list(screen)
     n_x = min(done_d, done_r, cfg.expand_rows if cfg.expand_rows is not None else done_d)
     if expand and n_x >= MIN_ROWS:
-        more_d = _lls(model, tokenizer, data_rows[:n_x], expand, cfg, "data, expansion", base=base_d[:n_x])
-        more_r = _lls(model, tokenizer, ref_rows[:n_x], expand, cfg, "reference, expansion", base=base_r[:n_x])
+        more_d, _, more_r, _ = _round(
+            checkpoint,
+            "signature-expansion",
+            (n_x, n_x),
+            lambda: (
+                _lls(model, tokenizer, data_rows[:n_x], expand, cfg, "data, expansion", base=base_d[:n_x]),
+                base_d[:n_x],
+                _lls(model, tokenizer, ref_rows[:n_x], expand, cfg, "reference, expansion", base=base_r[:n_x]),
+                base_r[:n_x],
+            ),
+        )
         data_lls = {**{k: v[:n_x] for k, v in data_lls.items()}, **more_d}
         ref_lls = {**{k: v[:n_x] for k, v in ref_lls.items()}, **more_r}
         used += expand

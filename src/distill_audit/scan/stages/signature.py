@@ -99,6 +99,7 @@ class SignatureStage(Stage):
         blocked = self._blocked(ctx)
         if blocked is not None:
             return StageRun(blocked)
+        from distill_audit.scan.cache import checkpoint
         from distill_audit.traits.signature import compute_signature, default_traits
 
         sig_cfg, _, suites = ctx.configs
@@ -110,6 +111,7 @@ class SignatureStage(Stage):
             ctx.output("reference", "samples"),
             default_traits(suites),
             sig_cfg,
+            checkpoint=checkpoint(),  # finished rounds survive a killed scan
         )
         result = StageResult.from_dict(res.to_dict())
         ref = ctx.results.get("reference")
