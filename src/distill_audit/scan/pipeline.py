@@ -23,6 +23,7 @@ from distill_audit.ingest.loader import DEFAULT_MAX_ROW_MB
 from distill_audit.ingest.records import AuditDataset, Sample
 from distill_audit.report.build import FORMATS, SUFFIX, build_report, load_report
 from distill_audit.report.render import write_run_outputs
+from distill_audit.report.rows import rows_section
 from distill_audit.scan.cache import StageCache, stage_key
 from distill_audit.scan.context import (  # noqa: F401  (re-exported: the scan's helpers live in context)
     SEED_STREAMS,
@@ -314,9 +315,12 @@ def _run_scan(opts: ScanOptions) -> ScanOutcome:
         },
         device=scan_device(opts),
     )
+    per_row = sample_rows(ds, rows)
+    # The top-scoring rows belong to the document itself, so the API returns what report.json holds.
+    report["rows"] = rows_section(report, per_row)
     written: dict[str, Path] = {}
     if processes.is_main:  # one report, written by rank 0 alone; the whole set replaces the old one
-        written = write_run_outputs(report, out, opts.formats, sample_rows(ds, rows) if samples_name else None)
+        written = write_run_outputs(report, out, opts.formats, per_row if samples_name else None)
     code = ExitCode.RISK if gate["failed"] else ExitCode.OK
     if code == ExitCode.OK and any(r.status == "failed" for r in ctx.results.values()):
         code = ExitCode.RUN_ERROR
