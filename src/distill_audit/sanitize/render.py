@@ -47,6 +47,15 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
     return out
 
 
+def _shift_line(sig: dict[str, Any]) -> str:
+    e = sig.get("shift") or {}
+    ci = e.get("ci") or [None, None]
+    return (
+        f"- persona shift before: {_num(e.get('estimate'))} [{_num(ci[0])}, {_num(ci[1])}], "
+        f"p {_num(e.get('p_value'), '.3g')}, MDE {_num(e.get('mde'), '.3g')} (nats/token)"
+    )
+
+
 HEAD = ["arm", "rows kept", "estimate", "signature left", "95% interval", "level"]
 
 
@@ -61,6 +70,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"- signature: finding `{sig['finding']}`"
         + (f", named {', '.join(sig['named'])}" if sig["named"] else "")
         + f"; ranked by `{sig['statistic']}` ({sig.get('design')} design)",
+        _shift_line(sig),
         f"- scores: {report['cache']['status']} (signature cache key `{report['cache']['key']}`)",
     ]
     out = report.get("output") or {}

@@ -131,6 +131,7 @@ def _signature_summary(scored: Scored, u: rank.Units | None, max_mde: float | No
         "statistic": rank.statistic_of(scored),
         "estimate": u.estimate() if u is not None else None,
         "level": audit.level_of(r, max_mde),
+        "shift": {k: (r.get("shift") or {}).get(k) for k in ("estimate", "ci", "p_value", "mde", "significant")},
     }
 
 
