@@ -122,7 +122,12 @@ class SignatureStage(Stage):
         if ctx.budget is not None:
             result.body["budget"] = ctx.budget.to_dict()
             result.limits += ctx.budget.cut
-        return StageRun(result, rows=res.to_rows())
+        # The reference's per-row LLS travel in the outputs (and so the cache): `sanitize`
+        # re-audits subsets of the scored rows from them without another forward pass.
+        outputs = {
+            "reference_lls": {k: [float(x) for x in v] for k, v in res.reference_lls.items()},
+        }
+        return StageRun(result, rows=res.to_rows(), outputs=outputs)
 
     def plan(self, ctx, speed) -> StagePlan:
         reason = self.skip_reason(ctx)
