@@ -10,16 +10,13 @@ are not taken. Configuration files and DISTILL_AUDIT_* variables are the command
 line's; the API reads neither. Errors are raised as `distill_audit.errors.AuditError`
 subclasses (their `exit_code` is the CLI's).
 
-`distill_audit.scan` and `distill_audit.lineage` are also the subpackages' names, so
-those two packages are made callable (`callable_package`): whichever object Python's
-import machinery hands back, calling it runs the API function. Nothing heavy is
-imported until a function is called.
+It lives beside the commands because it parses through their parameters; the package
+root re-exports it lazily (see distill_audit/__init__.py), so nothing heavy is imported
+until a function is called.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -105,15 +102,3 @@ def lineage(teacher: str, student: str, **options: Any) -> LineageResult:
     params = parameters("lineage", {**options, "teacher": str(teacher), "student": str(student)})
     with _Quiet(params["quiet"]):
         return lineage_result(params)
-
-
-class _CallablePackage(types.ModuleType):
-    """A package that is also the API function of the same name."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(sys.modules[__name__], self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
-
-
-def callable_package(module_name: str) -> None:
-    """Make `distill_audit.<name>` callable as `distill_audit.api.<name>` (scan and lineage)."""
-    sys.modules[module_name].__class__ = _CallablePackage
