@@ -28,10 +28,8 @@ def _targets(tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "distill_audit":
-                names = [f"distill_audit.{a.name}" for a in node.names]
-            else:
-                names = [node.module]
+            top = node.module == "distill_audit"
+            names = [f"distill_audit.{a.name}" for a in node.names] if top else [node.module]
         for name in names:
             parts = name.split(".")
             if parts[0] == "distill_audit" and len(parts) > 1:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distill_audit.sanitize.scores import Scored
-from distill_audit.traits.signature import _statistics
+from distill_audit.traits.signature import statistic_weights
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def units(scored: Scored) -> Units:
     name = statistic_of(scored)
     names = scored.prompts
     traits = [t for t in scored.traits if t.name in names]
-    st = _statistics(traits)
+    st = statistic_weights(traits)
     col = st.labels.index(name)
     X = np.stack([scored.data_lls()[n] for n in st.names], axis=1)
     R = np.stack([scored.reference_lls[n] for n in st.names], axis=1)

@@ -372,7 +372,7 @@ def trait_class(trait: Trait) -> str:
 
 
 @dataclass
-class _Statistics:
+class StatisticWeights:
     """Every statistic of the analysis as a weight vector over the battery's prompts."""
 
     names: list[str]  # prompts (columns of the LLS matrix)
@@ -381,7 +381,8 @@ class _Statistics:
     families: dict[str, list[int]]  # question -> statistic columns
 
 
-def _statistics(traits: Sequence[Trait]) -> _Statistics:
+def statistic_weights(traits: Sequence[Trait]) -> StatisticWeights:
+    """Each statistic (shift, classes, traits, contrasts) as weights over the battery's prompts; sanitize ranks rows by the same weights."""
     names = [t.name for t in traits]
     col = {n: k for k, n in enumerate(names)}
     benign = [t.name for t in traits if t.benign]
@@ -419,7 +420,7 @@ def _statistics(traits: Sequence[Trait]) -> _Statistics:
         elif benign:  # a class of one: its specific contrast is the class contrast
             add("contrasts", f"contrast_{t.name}", [t.name], benign)
     weights = np.stack(vectors, axis=1) if vectors else np.zeros((len(names), 0))
-    return _Statistics(names, labels, weights, families)
+    return StatisticWeights(names, labels, weights, families)
 
 
 def _family(
@@ -484,7 +485,7 @@ def _tests(lt: stats.LocationTests, alpha: float) -> dict[str, np.ndarray]:
 
 def _add_prompt_heterogeneity(
     tests: dict[str, np.ndarray],
-    st: _Statistics,
+    st: StatisticWeights,
     traits: Sequence[Trait],
     alpha: float,
     X: np.ndarray,
@@ -630,7 +631,7 @@ def analyse(
     """
     cfg = cfg or SignatureConfig()
     traits = [t for t in traits if t.name in data_lls]
-    st = _statistics(traits)
+    st = statistic_weights(traits)
     X = np.stack([np.asarray(data_lls[n], dtype=np.float64) for n in st.names], axis=1)
     R = np.stack([np.asarray(ref_lls[n], dtype=np.float64) for n in st.names], axis=1)
     if paired and X.shape[0] != R.shape[0]:

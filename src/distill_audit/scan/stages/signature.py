@@ -186,8 +186,9 @@ class SignatureStage(Stage):
             else (
                 result.reason
                 if status == "underpowered"
-                else f"minimum detectable persona shift {mde_clear:.3g} nats/token at the corrected level is above the "
-                f"threshold {cfg.signature_max_mde:.3g}"
+                else f"a null cannot clear the data: the least powered of the tests a clearing rests on (the shift "
+                f"and every class) has a minimum detectable effect of {mde_clear:.3g} nats/token at the corrected "
+                f"level, above the threshold {cfg.signature_max_mde:.3g}"
                 if mde_clear is not None
                 else "no persona-shift test"
             )
