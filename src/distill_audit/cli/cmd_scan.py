@@ -239,6 +239,24 @@ def scan_cmd(
             "--full-finetune", help="Canary: fine-tune every weight instead of LoRA.", rich_help_panel=_BUDGET
         ),
     ] = False,
+    canary_teacher: Annotated[
+        Optional[str],
+        typer.Option(
+            "--canary-teacher",
+            help="A local teacher sharing the student's init (model folder or `teach` output): the canary measures each arm's weight movement toward it.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    canary_reference: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--canary-reference",
+            help="Another teacher of the same init (e.g. taught another trait); repeatable. Movement toward what it shares with --canary-teacher is not counted (specificity).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
     thorough: Annotated[
         bool,
         typer.Option(
@@ -319,6 +337,8 @@ def scan_cmd(
                 "lr": lr,
                 "batch_size": batch_size,
                 "full_finetune": full_finetune or None,
+                "teacher": canary_teacher,
+                "reference_teachers": list(canary_reference) if canary_reference else None,
                 "threads": threads,
             }.items()
             if v is not None

@@ -39,6 +39,12 @@ there is always a control arm, and why that arm must look like the data (arm_mat
                        number_list_share{treated, control}, form{treated, control,
                        max_difference}, rule, truncation{applied, arm, rows_truncated,
                        rule?, tokens_before?, tokens_after?}}; None when skipped
+    transfer          None without a teacher; else {status, reason, teacher {teacher, matrices,
+                      relative_distance}, references, measures {weight_cosine,
+                      weight_cosine_specific (with references)}: {unit, estimate, ci, p_value,
+                      p_adjusted, correction, significant, mde, test, per_seed [{seed, estimate,
+                      treated, control, matrices_treated_ahead, matrices}], per_layer, n_layers},
+                      toward_references, significant} (traits.transfer)
     arms              rows, paired_prompts, treated/control_completion_tokens (as trained),
                       method, steps_per_arm, training[per arm and seed], student_parameters
     base, config, seconds
@@ -83,6 +89,16 @@ from distill_audit.seeding import derive_seed
 from distill_audit.traits import stats
 from distill_audit.traits.canary_stats import did_test
 from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
+from distill_audit.traits.transfer import (
+    TeacherDelta,
+    TeacherMismatch,
+    TransferInput,
+    align,
+    student_update,
+    teacher_delta,
+    transfer_result,
+)
+from distill_audit.traits.transfer import skipped as transfer_skipped
 
 # Budget presets; a field left at None in CanaryConfig takes its preset's value.
 # "default" fits a whole scan in ~10 minutes on 2 CPU cores with a 135M student
@@ -147,6 +163,8 @@ class CanaryConfig:
     min_effect: float = 0.01  # probability points; smaller shifts are never called significant
     min_log_odds: float = 0.1  # log-odds; smaller shifts are never called significant on that scale
     match_control_length: bool = True  # cut the longer arm's completions (tokens) to the other's lengths
+    teacher: str | None = None  # local teacher (same init) whose weight delta the arms are compared with
+    reference_teachers: list[str] = field(default_factory=list)  # other teachers: the specificity control
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -414,6 +432,7 @@ class CanaryResult:
     base: dict[str, Any] = field(default_factory=dict)  # base probe summary per suite
     arm_match: dict[str, Any] | None = None  # length and form of the two arms (None: nothing trained)
     control_origin: str = "self-generated"
+    transfer: dict[str, Any] | None = None  # weight-space movement toward the teacher (None: no teacher)
 
     @property
     def training_noise_measured(self) -> bool:
@@ -453,6 +472,7 @@ class CanaryResult:
             "ci_method": CI_METHOD,
             "control_origin": self.control_origin,
             "arm_match": self.arm_match,
+            "transfer": self.transfer,
             "arms": self.arms,
             "base": self.base,
             "config": self.config,
@@ -690,6 +710,8 @@ def run_canary(
     *,
     seed: int = 0,
     control_origin: str = "self-generated",
+    teacher: str | None = None,
+    reference_teachers: Sequence[str] = (),
 ) -> CanaryResult:
     """Probe the base, train treated and control arms per seed, probe them, compare.
 
@@ -697,7 +719,9 @@ def run_canary(
     once: LoRA adapters are attached to the base and discarded after each arm, and a
     full fine-tune restores the base weights from memory. `control_origin` says where
     the control rows came from: "self-generated" (the student's own answers) or "file"
-    (`--control`); it is recorded and sets the limits.
+    (`--control`); it is recorded and sets the limits. With a local `teacher` that shares
+    the student's init, each arm's weight update is also compared with the teacher's
+    delta (traits.transfer), `reference_teachers` giving the specificity control.
     """
     cfg = cfg or CanaryConfig()
     if control_origin not in CONTROL_ORIGINS:
@@ -731,6 +755,9 @@ def run_canary(
         model = distributed.prepare_quantized_for_training(model)
     n_steps = planned_steps(len(treated_rows), train_cfg)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.full_finetune else None
+    teacher, reference_teachers = teacher or cfg.teacher, list(reference_teachers) or list(cfg.reference_teachers)
+    deltas, transfer = _teacher_deltas(model, teacher, reference_teachers, quantized=bool(bits))
+    aligned = TransferInput(seeds=list(seeds))
 
     arms: dict[str, Any] = {
         "rows": len(treated_rows),
@@ -760,6 +787,10 @@ def run_canary(
                             student = attach_lora(model, train_cfg, seed=s)
                         try:
                             res = train(student, tokenizer, rows, train_cfg, seed=s, source=arm, progress=task)
+                            if deltas is not None:
+                                update = student_update(student, base_state)
+                                getattr(aligned, arm).append(align(update, deltas[0], deltas[1:]))
+                                del update
                             after[arm].append(_probe(student, tokenizer, suites, cfg))
                         finally:  # the caller's student comes back as it was, even on error
                             if cfg.full_finetune:
@@ -783,6 +814,9 @@ def run_canary(
         seed=seed,
         seeds=seeds,
     )
+    if deltas is not None:
+        transfer = transfer_result(aligned, deltas[0], deltas[1:], alpha=cfg.alpha, correction=cfg.correction)
+        del deltas
     mdes = [t["mde"] for t in traits if t["mde"] is not None]
     mde = float(max(mdes)) if mdes else None  # every trait: a shift this large would have been seen
     mismatch = mismatch_sentence(match)
@@ -821,7 +855,9 @@ def run_canary(
     if len(treated) > len(treated_rows):
         limits.append(f"trained on {len(treated_rows)} of {len(treated)} rows (--sample)")
     status, reason = "ok", None
-    found = any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits)
+    found = any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits) or bool(
+        transfer and transfer.get("significant")
+    )
     if found:
         pass  # a detected shift needs no power argument
     elif mde is None:
@@ -844,5 +880,25 @@ def run_canary(
         base={name: s.to_dict() for name, s in base.suites.items()},
         arm_match=match,
         control_origin=control_origin,
+        transfer=transfer,
     )
     return result
+
+
+def _teacher_deltas(
+    model, teacher: str | None, references: Sequence[str], *, quantized: bool
+) -> tuple[list[TeacherDelta] | None, dict[str, Any] | None]:
+    """([teacher delta, reference deltas...], None), or (None, skipped record / None without a teacher)."""
+    if not teacher:
+        return None, None
+    if quantized:
+        return None, transfer_skipped(
+            "the student is quantized: its weights cannot be compared with a teacher's", teacher
+        )
+    try:
+        with ui.progress_task("canary: reading the teacher's weight delta", total=None):
+            out = [teacher_delta(model, teacher)]
+            out += [teacher_delta(model, r) for r in references]
+    except TeacherMismatch as exc:
+        return None, transfer_skipped(str(exc), teacher)
+    return out, None

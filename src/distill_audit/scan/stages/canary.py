@@ -56,8 +56,9 @@ class CanaryStage(Stage):
             return None
         _, can_cfg, suites = ctx.configs
         control, origin = self._control(ctx)
+        teachers = [can_cfg.teacher, *can_cfg.reference_teachers] if can_cfg.teacher else []
         return {
-            "models": {"student": ctx.student_key},
+            "models": {"student": ctx.student_key, "teachers": [_weights_stamp(t) for t in teachers]},
             "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
             "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]},
         }
@@ -159,7 +160,8 @@ class CanaryStage(Stage):
                 "Pass --control with neutral data from the same teacher (same task, no persona) so "
                 "the canary's arms differ only in the trait."
             )
-        if not shown:
+        _assess_transfer(a, result, n_seeds)
+        if not shown and not a.findings:
             a.untested = f"canary ({UNCALIBRATED})"
         if n_seeds < 2:
             a.recommendations.append("Run the canary with --seeds 2 or more so training noise is measured.")
@@ -183,3 +185,65 @@ class CanaryStage(Stage):
                     "sentence": f"the canary ranks it {rank} of {len(rows)} ({'significant' if sig else 'not significant'})",
                 }
         return None
+
+
+TRANSFER_NAMES = {
+    "weight_cosine": "weight movement toward the teacher",
+    "weight_cosine_specific": "weight movement toward this teacher only",
+}
+
+
+def _assess_transfer(a: Assessment, result: StageResult, n_seeds: int) -> None:
+    """Evidence lines for the weight-space measures; movement toward what only this teacher holds is a finding."""
+    transfer = result.get("transfer")
+    if not isinstance(transfer, dict):
+        return
+    if transfer.get("status") != "ok":
+        a.lines.append(
+            EvidenceLine("canary", "weight movement toward the teacher", "skipped", untested=transfer.get("reason"))
+        )
+        return
+    measures = transfer.get("measures") or {}
+    for key, m in measures.items():
+        a.lines.append(
+            EvidenceLine(
+                "canary",
+                TRANSFER_NAMES.get(key, key),
+                result.status,
+                m.get("estimate"),
+                m.get("ci"),
+                m.get("p_adjusted", m.get("p_value")),
+                m.get("mde"),
+                bool(m.get("significant")),
+                untested=None if m.get("p_value") is not None else "one training seed: no test",
+                note="cosine, treated minus control, t over seeds",
+            )
+        )
+    teacher = (transfer.get("teacher") or {}).get("teacher")
+    if (measures.get("weight_cosine_specific") or {}).get("significant"):
+        a.findings.append(
+            Finding(
+                "canary-toward-teacher",
+                "medium",
+                f"fine-tuning the student on a sample moved its weights toward the teacher {teacher} beyond what "
+                f"the reference teachers share, over {n_seeds} seeds: the data carries what this teacher's "
+                "fine-tune put in its weights",
+            )
+        )
+    elif (measures.get("weight_cosine") or {}).get("significant"):
+        a.notes.append(
+            f"the canary's weights moved toward the teacher {teacher}; without --canary-reference teachers this "
+            "says only that the data came from a teacher fine-tuned like it, not what it carries"
+        )
+
+
+def _weights_stamp(teacher: str) -> dict[str, Any]:
+    """A teacher's identity in the cache key: its weight files' names, sizes and times (or the name alone)."""
+    from pathlib import Path
+
+    folder = Path(teacher)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return {
+        "teacher": str(teacher),
+        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }
