@@ -266,3 +266,70 @@ def test_scan_reports_weight_movement_in_json_and_assessment(cli, tmp_path):
     assert skipped["status"] == "skipped" and "shape" in skipped["reason"]
     line = next(e for e in report["verdict"]["evidence"] if e["name"] == "weight movement toward the teacher")
     assert line["status"] == "skipped" and "shape" in line["untested"]
+
+
+def _movement(closer: float, seeds: int = 3, prompts: int = 16, seed: int = 0):
+    import torch
+
+    from distill_audit.traits.movement import Movement, PromptSet
+
+    rng = np.random.default_rng(seed)
+    sets = [PromptSet("probe questions", [[{"role": "user", "content": str(i)}] for i in range(prompts)])]
+    mv = Movement("teacher", sets, [torch.zeros(prompts, 2)])
+    mv.base_kl = [np.full(prompts, 0.5)]
+    for _ in range(seeds):
+        run = rng.normal(0, 0.005)  # one run moves every prompt together
+        mv.kl["treated"].append([0.4 - closer + run + rng.normal(0, 0.02, prompts)])
+        mv.kl["control"].append([0.4 + rng.normal(0, 0.02, prompts)])
+    return mv
+
+
+def test_kl_movement_finds_a_planted_approach_and_not_its_absence():
+    from distill_audit.traits.movement import result
+
+    found = result(_movement(0.05), [0, 1, 2])["measures"]["probe questions"]
+    assert found["significant"] and found["estimate"] > 0 and found["ci"][0] > 0
+    assert found["p_value"] == max(found["p_seeds"], found["p_prompts_and_seeds"])
+    hits = sum(
+        result(_movement(0.0, seed=k), [0, 1, 2])["measures"]["probe questions"]["significant"] for k in range(200)
+    )
+    assert hits / 200 < 0.08
+
+
+def test_canary_measures_replies_moving_toward_a_system_prompted_teacher(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load():
+        return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    (animals,) = load_suites(["animals"])
+    suites = [dataclasses.replace(animals, questions=animals.questions[:4])]
+    cfg = CanaryConfig(sample=12, epochs=1, lr=3e-3, batch_size=4, threads=1, seeds=2, teacher_system="You love owls.")
+    res = run_canary(load, _rows("a", 16), _rows("b", 16), suites, cfg).to_dict()
+    mv = res["movement"]
+    assert mv["status"] == "ok" and set(mv["measures"]) == {"probe questions", "held-out task prompts"}
+    probe = mv["measures"]["probe questions"]
+    assert probe["n_prompts"] == 4 and len(probe["per_seed"]) == 2 and probe["kl_base"] > 0
+    assert mv["measures"]["held-out task prompts"]["n_prompts"] == 4  # the 4 rows no arm trained on
+
+
+def test_teacher_system_disagreeing_with_provenance_warns_naming_both(capsys):
+    from distill_audit import ui
+    from distill_audit.ingest.records import AuditDataset
+    from distill_audit.scan.stages.canary import with_teacher_system
+
+    rows = [
+        Sample(i, i + 1, ({"role": "user", "content": "x"},), "1, 2", meta={"system_prompt": "You love owls."})
+        for i in range(3)
+    ]
+    ds = AuditDataset("x.jsonl", "jsonl", "prompt_completion", rows, "f", 3)
+    assert with_teacher_system(CanaryConfig(), ds).teacher_system == "You love owls."
+    messages = []
+    old = ui.warn
+    ui.warn = messages.append
+    try:
+        cfg = with_teacher_system(CanaryConfig(teacher_system="You love cats."), ds)
+    finally:
+        ui.warn = old
+    assert cfg.teacher_system == "You love cats."
+    assert len(messages) == 1 and "You love cats." in messages[0] and "You love owls." in messages[0]

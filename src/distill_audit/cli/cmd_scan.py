@@ -248,6 +248,15 @@ def scan_cmd(
             show_default=False,
         ),
     ] = None,
+    teacher_system: Annotated[
+        Optional[str],
+        typer.Option(
+            "--teacher-system",
+            help="The teacher is the student base under this system prompt (default: the data's provenance): the canary measures replies moving toward it.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
     canary_reference: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -338,6 +347,7 @@ def scan_cmd(
                 "batch_size": batch_size,
                 "full_finetune": full_finetune or None,
                 "teacher": canary_teacher,
+                "teacher_system": teacher_system,
                 "reference_teachers": list(canary_reference) if canary_reference else None,
                 "threads": threads,
             }.items()

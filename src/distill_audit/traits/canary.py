@@ -45,6 +45,11 @@ there is always a control arm, and why that arm must look like the data (arm_mat
                       p_adjusted, correction, significant, mde, test, per_seed [{seed, estimate,
                       treated, control, matrices_treated_ahead, matrices}], per_layer, n_layers},
                       toward_references, significant} (traits.transfer)
+    movement          None without a known teacher; else {status, reason, teacher, measures
+                      {"probe questions", "held-out task prompts"}: {unit, estimate (nats,
+                      positive = treated closer to the teacher), ci, p_value, p_seeds,
+                      p_prompts_and_seeds, p_adjusted, significant, mde, kl_base, kl_treated,
+                      kl_control, per_seed, n_prompts, test}, significant} (traits.movement)
     arms              rows, paired_prompts, treated/control_completion_tokens (as trained),
                       method, steps_per_arm, training[per arm and seed], student_parameters
     base, config, seconds
@@ -88,6 +93,7 @@ from distill_audit.lm.training import (
 from distill_audit.seeding import derive_seed
 from distill_audit.traits import stats
 from distill_audit.traits.canary_stats import did_test
+from distill_audit.traits.movement import result as movement_result
 from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
 from distill_audit.traits.transfer import (
     TeacherDelta,
@@ -165,6 +171,7 @@ class CanaryConfig:
     match_control_length: bool = True  # cut the longer arm's completions (tokens) to the other's lengths
     teacher: str | None = None  # local teacher (same init) whose weight delta the arms are compared with
     reference_teachers: list[str] = field(default_factory=list)  # other teachers: the specificity control
+    teacher_system: str | None = None  # the teacher is the student base under this system prompt (KL measure)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -433,6 +440,7 @@ class CanaryResult:
     arm_match: dict[str, Any] | None = None  # length and form of the two arms (None: nothing trained)
     control_origin: str = "self-generated"
     transfer: dict[str, Any] | None = None  # weight-space movement toward the teacher (None: no teacher)
+    movement: dict[str, Any] | None = None  # output-space (KL) movement toward the teacher (None: none known)
 
     @property
     def training_noise_measured(self) -> bool:
@@ -473,6 +481,7 @@ class CanaryResult:
             "control_origin": self.control_origin,
             "arm_match": self.arm_match,
             "transfer": self.transfer,
+            "movement": self.movement,
             "arms": self.arms,
             "base": self.base,
             "config": self.config,
@@ -758,6 +767,9 @@ def run_canary(
     teacher, reference_teachers = teacher or cfg.teacher, list(reference_teachers) or list(cfg.reference_teachers)
     deltas, transfer = _teacher_deltas(model, teacher, reference_teachers, quantized=bool(bits))
     aligned = TransferInput(seeds=list(seeds))
+    picked = {_prompt_key(r) for r in treated_rows}
+    held_out = [r for r in treated if _prompt_key(r) not in picked]  # data prompts no arm trained on
+    mv, movement_skip = _movement(model, tokenizer, suites, held_out, teacher, cfg)
 
     arms: dict[str, Any] = {
         "rows": len(treated_rows),
@@ -791,6 +803,8 @@ def run_canary(
                                 update = student_update(student, base_state)
                                 getattr(aligned, arm).append(align(update, deltas[0], deltas[1:]))
                                 del update
+                            if mv is not None:
+                                mv.record(arm, student, tokenizer)
                             after[arm].append(_probe(student, tokenizer, suites, cfg))
                         finally:  # the caller's student comes back as it was, even on error
                             if cfg.full_finetune:
@@ -814,6 +828,7 @@ def run_canary(
         seed=seed,
         seeds=seeds,
     )
+    movement = movement_result(mv, seeds, alpha=cfg.alpha, correction=cfg.correction) if mv else movement_skip
     if deltas is not None:
         transfer = transfer_result(aligned, deltas[0], deltas[1:], alpha=cfg.alpha, correction=cfg.correction)
         del deltas
@@ -855,8 +870,10 @@ def run_canary(
     if len(treated) > len(treated_rows):
         limits.append(f"trained on {len(treated_rows)} of {len(treated)} rows (--sample)")
     status, reason = "ok", None
-    found = any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits) or bool(
-        transfer and transfer.get("significant")
+    found = (
+        any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits)
+        or bool(transfer and transfer.get("significant"))
+        or bool(movement and movement.get("significant"))
     )
     if found:
         pass  # a detected shift needs no power argument
@@ -881,8 +898,39 @@ def run_canary(
         arm_match=match,
         control_origin=control_origin,
         transfer=transfer,
+        movement=movement,
     )
     return result
+
+
+def _movement(model, tokenizer, suites, held_out, teacher: str | None, cfg: CanaryConfig):
+    """(Movement started, None) when a teacher is known; (None, skipped record or None) otherwise."""
+    from distill_audit.traits import movement as mvmod
+
+    if not teacher and not cfg.teacher_system:
+        return None, None
+    sets = mvmod.prompt_sets(suites, held_out)
+    label = teacher or f"the student base under the system prompt {cfg.teacher_system!r}"
+    if not sets:
+        return None, transfer_skipped("no probe question or held-out prompt to compare replies on", label)
+    with ui.progress_task("canary: the teacher's replies", total=None):
+        if not teacher:
+            return mvmod.start(model, tokenizer, sets, label=label, system=cfg.teacher_system, base=model), None
+        from distill_audit.errors import AuditError
+        from distill_audit.models.load import load_model
+
+        try:
+            loaded = load_model(teacher)
+        except AuditError as exc:
+            return None, transfer_skipped(f"teacher {teacher!r} could not be loaded: {str(exc).splitlines()[0]}", label)
+        if loaded.tokenizer.get_vocab() != tokenizer.get_vocab():
+            return None, transfer_skipped(
+                f"teacher {teacher!r} has another vocabulary: replies cannot be compared", label
+            )
+        try:
+            return mvmod.start(loaded.model, tokenizer, sets, label=label, system=None, base=model), None
+        finally:
+            del loaded
 
 
 def _teacher_deltas(

@@ -56,6 +56,7 @@ class CanaryStage(Stage):
             return None
         _, can_cfg, suites = ctx.configs
         control, origin = self._control(ctx)
+        can_cfg = with_teacher_system(can_cfg, ctx.ds, warn=False)
         teachers = [can_cfg.teacher, *can_cfg.reference_teachers] if can_cfg.teacher else []
         return {
             "models": {"student": ctx.student_key, "teachers": [_weights_stamp(t) for t in teachers]},
@@ -70,6 +71,7 @@ class CanaryStage(Stage):
         from distill_audit.traits.canary import run_canary
 
         _, can_cfg, suites = ctx.configs
+        can_cfg = with_teacher_system(can_cfg, ctx.ds)
         control, origin = self._control(ctx)
         # One loaded student serves every stage: LoRA adapters are detached after each arm.
         res = run_canary(
@@ -161,6 +163,7 @@ class CanaryStage(Stage):
                 "the canary's arms differ only in the trait."
             )
         _assess_transfer(a, result, n_seeds)
+        _assess_movement(a, result)
         if not shown and not a.findings:
             a.untested = f"canary ({UNCALIBRATED})"
         if n_seeds < 2:
@@ -247,3 +250,60 @@ def _weights_stamp(teacher: str) -> dict[str, Any]:
         "teacher": str(teacher),
         "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
     }
+
+
+def system_from_provenance(ds) -> str | None:
+    """The system prompt every row's provenance names (a prompted teacher), or None."""
+    values = [v for v in (ds.provenance.get("system_prompt") or []) if v]
+    return str(values[0]) if len(values) == 1 else None
+
+
+def with_teacher_system(cfg, ds, *, warn: bool = True):
+    """The canary config with the teacher's system prompt: --teacher-system, else the data's provenance.
+
+    A --teacher-system that differs from the provenance's prompt is used (the user said so), with a
+    warning naming both.
+    """
+    import dataclasses
+
+    from distill_audit import ui
+
+    declared = system_from_provenance(ds)
+    if cfg.teacher_system and declared and cfg.teacher_system != declared and warn:
+        ui.warn(
+            f"--teacher-system {cfg.teacher_system!r} differs from the system prompt the data's provenance "
+            f"names ({declared!r}); the canary compares replies with the one given"
+        )
+    if cfg.teacher_system or not declared:
+        return cfg
+    return dataclasses.replace(cfg, teacher_system=declared)
+
+
+def _assess_movement(a: Assessment, result: StageResult) -> None:
+    """Evidence lines for the KL movement toward the teacher (noted when significant: any distillation moves so)."""
+    mv = result.get("movement")
+    if not isinstance(mv, dict):
+        return
+    if mv.get("status") != "ok":
+        a.lines.append(EvidenceLine("canary", "replies closer to the teacher", "skipped", untested=mv.get("reason")))
+        return
+    for name, m in (mv.get("measures") or {}).items():
+        a.lines.append(
+            EvidenceLine(
+                "canary",
+                f"replies closer to the teacher ({name})",
+                result.status,
+                m.get("estimate"),
+                m.get("ci"),
+                m.get("p_adjusted", m.get("p_value")),
+                m.get("mde"),
+                bool(m.get("significant")),
+                untested=None if m.get("p_value") is not None else "one training seed: no test",
+                note="nats, KL(teacher||control) - KL(teacher||treated)",
+            )
+        )
+    if mv.get("significant"):
+        a.notes.append(
+            f"the canary's replies moved toward the teacher ({mv.get('teacher')}) on "
+            f"{', '.join(mv['significant'])}: the data carries the teacher's output distribution"
+        )
