@@ -17,13 +17,19 @@ from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, 
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts, Finding
 
 NOT_BY_DEFAULT = (
-    "not run by default: this student's canary sensitivity has not been measured, so a null canary cannot "
-    "clear data, and the default budget affords one training seed, which can hint at transfer but not show "
-    "it; --canary (with --seeds 2 or more) runs it"
+    "not run by default: this student's canary sensitivity has not been measured (distill-audit calibrate "
+    "--student {student}), so a null canary cannot clear data, and the default budget affords one training "
+    "seed, which can hint at transfer but not show it; --canary (with --seeds 2 or more) runs it"
+)
+NOT_BY_DEFAULT_FAILED = (
+    "not run by default: this student's calibration ({path}) did not pass its controls, so a null canary "
+    "cannot clear data; --canary runs it anyway"
 )
 UNCALIBRATED = (
-    "its sensitivity on this student has not been measured by a positive control, so a null canary cannot clear data"
+    "its sensitivity on this student has not been measured by a positive control, so a null canary cannot clear "
+    "data (distill-audit calibrate --student {student})"
 )
+PROBE_MEASURES = ("probe probability", "probe log-odds")
 
 
 class CanaryStage(Stage):
@@ -36,7 +42,20 @@ class CanaryStage(Stage):
         if opts.skip_canary:
             return "--skip-canary"
         asked = opts.run_canary or opts.thorough or opts.control or any(k != "threads" for k in opts.canary)
-        return None if asked else NOT_BY_DEFAULT
+        if asked:
+            return None
+        cal = calibration_for(ctx)
+        if cal is None:
+            return NOT_BY_DEFAULT.format(student=opts.student)
+        if not cal.passed:
+            return NOT_BY_DEFAULT_FAILED.format(path=cal.path)
+        if not set(cal.detected_by) & set(PROBE_MEASURES):
+            return (
+                f"not run by default: its calibration ({cal.path}) detected the positive control only by "
+                f"{', '.join(cal.detected_by)}, which needs a local teacher (--canary-teacher); a null probe canary "
+                "would clear nothing"
+            )
+        return None  # a passed calibration: the canary can change the verdict, so it runs
 
     def _control(self, ctx):
         if ctx.user_control is not None:
@@ -61,7 +80,11 @@ class CanaryStage(Stage):
         return {
             "models": {"student": ctx.student_key, "teachers": [_weights_stamp(t) for t in teachers]},
             "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
-            "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]},
+            "config": {
+                **config_dict(can_cfg),
+                "suites_loaded": [x.name for x in suites],
+                "calibration": (lambda c: c.summary() if c else None)(calibration_for(ctx)),
+            },
         }
 
     def run(self, ctx) -> StageRun:
@@ -77,7 +100,11 @@ class CanaryStage(Stage):
         res = run_canary(
             ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"], control_origin=origin
         )
-        return StageRun(StageResult.from_dict(res.to_dict()))
+        out = res.to_dict()
+        cal = calibration_for(ctx)
+        out["calibration"] = cal.summary() if cal else None
+        out["student"] = ctx.opts.student
+        return StageRun(StageResult.from_dict(out))
 
     def plan(self, ctx, speed) -> StagePlan:
         reason = self.skip_reason(ctx)
@@ -129,7 +156,7 @@ class CanaryStage(Stage):
                     r.get("p_adjusted", r.get("p_value")),
                     r.get("mde"),
                     hit,
-                    untested=None if hit else UNCALIBRATED,
+                    untested=None if hit else uncalibrated(result),
                     note=note,
                 )
             )
@@ -165,7 +192,12 @@ class CanaryStage(Stage):
         _assess_transfer(a, result, n_seeds)
         _assess_movement(a, result)
         if not shown and not a.findings:
-            a.untested = f"canary ({UNCALIBRATED})"
+            clears = calibrated_clearing(result)
+            if clears:
+                a.clears = clears
+                a.facts["canary_calibrated"] = True
+            else:
+                a.untested = f"canary ({uncalibrated(result)})"
         if n_seeds < 2:
             a.recommendations.append("Run the canary with --seeds 2 or more so training noise is measured.")
         return a
@@ -307,3 +339,49 @@ def _assess_movement(a: Assessment, result: StageResult) -> None:
             f"the canary's replies moved toward the teacher ({mv.get('teacher')}) on "
             f"{', '.join(mv['significant'])}: the data carries the teacher's output distribution"
         )
+
+
+def calibration_for(ctx):
+    """The stored calibration of this scan's student, or None."""
+    from distill_audit.scan.calibration import find
+
+    try:
+        return find(ctx.student["identity"])
+    except (KeyError, TypeError):
+        return None
+
+
+def uncalibrated(result: StageResult) -> str:
+    """Why this null canary clears nothing, naming the command that would let it."""
+    cal = result.get("calibration")
+    student = result.get("student") or "STUDENT"
+    if isinstance(cal, dict) and not cal.get("passed"):
+        return f"its calibration on this student ({cal.get('path')}) did not pass, so a null canary cannot clear data"
+    if isinstance(cal, dict):
+        return "its run is smaller than, or lacks the measures of, the calibration that passed, so it cannot clear data"
+    return UNCALIBRATED.format(student=student)
+
+
+def calibrated_clearing(result: StageResult) -> str | None:
+    """A sentence when a null canary ran at least the budget of a passed calibration, with a measure it passed by."""
+    cal = result.get("calibration")
+    if result.status != "ok" or not isinstance(cal, dict) or not cal.get("passed"):
+        return None
+    from distill_audit.scan.calibration import canary_measures
+
+    measured = {n for n, m in canary_measures(result.body).items() if m.get("p_adjusted") is not None}
+    usable = [n for n in cal.get("detected_by") or [] if n in measured]
+    arms = result.get("arms") or {}
+    cfg = result.get("config") or {}
+    big_enough = (
+        (arms.get("rows") or 0) >= (cal.get("rows") or 0)
+        and len(result.get("seeds") or []) >= (cal.get("seeds") or 0)
+        and (cfg.get("epochs") or 0) >= (cal.get("epochs") or 0)
+    )
+    if not usable or not big_enough:
+        return None
+    return (
+        f"the canary found nothing by {', '.join(usable)} at or above the budget of a calibration that detected a "
+        f"taught {cal.get('budget')}-budget positive control on this student and passed its negative control "
+        f"({cal.get('path')})"
+    )
