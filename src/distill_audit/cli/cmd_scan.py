@@ -258,10 +258,10 @@ def scan_cmd(
         ),
     ] = None,
     canary_reference: Annotated[
-        Optional[list[str]],
+        Optional[str],
         typer.Option(
             "--canary-reference",
-            help="Another teacher of the same init (e.g. taught another trait); repeatable. Movement toward what it shares with --canary-teacher is not counted (specificity).",
+            help="Comma list of other teachers of the same init (e.g. taught other traits): movement toward what they share with --canary-teacher is not counted (specificity).",
             rich_help_panel=_BUDGET,
             show_default=False,
         ),
@@ -348,7 +348,9 @@ def scan_cmd(
                 "full_finetune": full_finetune or None,
                 "teacher": canary_teacher,
                 "teacher_system": teacher_system,
-                "reference_teachers": list(canary_reference) if canary_reference else None,
+                "reference_teachers": [x.strip() for x in canary_reference.split(",") if x.strip()]
+                if canary_reference
+                else None,
                 "threads": threads,
             }.items()
             if v is not None
