@@ -1,10 +1,11 @@
-"""Weight-space movement toward the teacher (traits.transfer): a planted teacher delta is found,
+"""Weight-space and reply movement toward the teacher (traits.transfer, traits.movement): a planted teacher delta is found,
 an unrelated one is not, the null holds its level when seeds share a common mode, the specific
-measure ignores what a reference teacher shares, and mismatched teachers are skipped with a reason."""
+measure ignores what a reference teacher shares, and mismatched teachers are skipped with a reason; a stopped canary resumes from its finished arms."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 
 import numpy as np
@@ -333,3 +334,47 @@ def test_teacher_system_disagreeing_with_provenance_warns_naming_both(capsys):
         ui.warn = old
     assert cfg.teacher_system == "You love cats."
     assert len(messages) == 1 and "You love cats." in messages[0] and "You love owls." in messages[0]
+
+
+class DictCheckpoint:
+    def __init__(self, parts=None):
+        self.parts = dict(parts or {})
+        self.puts: list[str] = []
+
+    def get(self, part):
+        return json.loads(self.parts[part]) if part in self.parts else None
+
+    def put(self, part, value):
+        self.parts[part] = json.dumps(value, allow_nan=False)  # what the stage cache stores
+        self.puts.append(part)
+
+
+def _word_rows(words, n):
+    rng = random.Random(0)
+    return [
+        Sample(i, i + 1, ({"role": "user", "content": f"Say something ({i})"},), " ".join(rng.choices(words, k=4)))
+        for i in range(n)
+    ]
+
+
+def test_a_rerun_trains_only_the_missing_arms_and_gives_the_same_result(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load():
+        return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    (animals,) = load_suites(["animals"])
+    suites = [dataclasses.replace(animals, questions=animals.questions[:4])]
+    teacher = str(_save_teacher(tiny_model_dir, tmp_path / "teacher", seed=5))
+    cfg = CanaryConfig(sample=12, epochs=1, lr=3e-3, batch_size=4, threads=1, seeds=2, teacher=teacher)
+    treated, control = _word_rows(["owl", "tree", "sky"], 16), _word_rows(["one", "two", "three"], 16)
+    first = DictCheckpoint()
+    full = run_canary(load, treated, control, suites, cfg, checkpoint=first).to_dict()
+    arms = [p for p in first.puts if p != "base"]
+    assert first.puts[0] == "base" and len(arms) == 4
+    stopped = DictCheckpoint({k: v for k, v in first.parts.items() if k != arms[-1]})  # killed in the last arm
+    resumed = run_canary(load, treated, control, suites, cfg, checkpoint=stopped).to_dict()
+    assert stopped.puts == [arms[-1]]  # only the missing arm trained
+    for key in ("traits", "transfer", "movement"):
+        assert json.dumps(resumed[key], sort_keys=True) == json.dumps(full[key], sort_keys=True)
+    assert [t["losses"] for t in resumed["arms"]["training"]] == [t["losses"] for t in full["arms"]["training"]]

@@ -70,6 +70,7 @@ n_paraphrases, n_seeds, seed_variation (>= 2 seeds), rank, rank_in_suite.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 import time
@@ -721,6 +722,7 @@ def run_canary(
     control_origin: str = "self-generated",
     teacher: str | None = None,
     reference_teachers: Sequence[str] = (),
+    checkpoint=None,
 ) -> CanaryResult:
     """Probe the base, train treated and control arms per seed, probe them, compare.
 
@@ -731,7 +733,10 @@ def run_canary(
     (`--control`); it is recorded and sets the limits. With a local `teacher` that shares
     the student's init, each arm's weight update is also compared with the teacher's
     delta (traits.transfer), `reference_teachers` giving the specificity control.
+    `checkpoint` (get(part) / put(part, value), e.g. scan.cache.checkpoint()) keeps the
+    base probe and each finished seed and arm, so a stopped run resumes at the next arm.
     """
+    ck = checkpoint if checkpoint is not None else _NoCheckpoint()
     cfg = cfg or CanaryConfig()
     if control_origin not in CONTROL_ORIGINS:
         raise UsageError(f"canary: control_origin must be {' or '.join(CONTROL_ORIGINS)}, not {control_origin!r}")
@@ -785,13 +790,21 @@ def run_canary(
     }
     grad_flags = {name: p.requires_grad for name, p in model.named_parameters()}
     with torch_threads(cfg.threads):
-        with ui.progress_task("canary: probing the base", total=None):
-            base = _probe(model, tokenizer, suites, cfg)
+        base = _load_part(ck, "base")
+        if base is None:
+            with ui.progress_task("canary: probing the base", total=None):
+                base = _probe(model, tokenizer, suites, cfg)
+            ck.put("base", _scores_part(base))
         after: dict[str, list[ProbeScores]] = {"treated": [], "control": []}
         try:
             with ui.progress_task("canary: training", total=2 * n_steps * len(seeds)) as task:
                 for s in seeds:
                     for arm, rows in (("treated", treated_rows), ("control", control_rows)):
+                        part = ck.get(f"seed{s}-{arm}")
+                        if part is not None:  # this arm finished before the scan was stopped
+                            _restore_arm(part, arm, s, after, arms, aligned, mv)
+                            task.advance(n_steps)
+                            continue
                         # Same adapter init and row-order seed in both arms: only the data differs.
                         if cfg.full_finetune:
                             student = model.requires_grad_(True)
@@ -812,6 +825,7 @@ def run_canary(
                             else:
                                 model = detach_lora(student)
                         arms["training"].append({"arm": arm, "seed": s, **res.to_dict()})
+                        ck.put(f"seed{s}-{arm}", _arm_part(arm, after, arms, aligned, mv))
         finally:
             for name, p in model.named_parameters():
                 p.requires_grad_(grad_flags.get(name, p.requires_grad))
@@ -931,6 +945,79 @@ def _movement(model, tokenizer, suites, held_out, teacher: str | None, cfg: Cana
             return mvmod.start(loaded.model, tokenizer, sets, label=label, system=None, base=model), None
         finally:
             del loaded
+
+
+class _NoCheckpoint:
+    def get(self, part: str) -> None:
+        return None
+
+    def put(self, part: str, value: Any) -> None:
+        pass
+
+
+def _array(a: np.ndarray | None) -> dict[str, Any] | None:
+    """An exact, JSON-safe array (float64 bytes in base64; -inf and NaN survive)."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _unarray(d: dict[str, Any] | None) -> np.ndarray | None:
+    if d is None:
+        return None
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.float64).reshape(d["shape"]).copy()
+
+
+def _scores_part(ps: ProbeScores) -> dict[str, Any]:
+    suites = {}
+    for name, sc in ps.suites.items():
+        suites[name] = {
+            f.name: _array(getattr(sc, f.name)) if isinstance(getattr(sc, f.name), np.ndarray) else getattr(sc, f.name)
+            for f in dataclasses.fields(sc)
+        }
+    return {"status": ps.status, "reason": ps.reason, "limits": list(ps.limits), "suites": suites}
+
+
+def _scores_from_part(d: dict[str, Any]) -> ProbeScores:
+    from distill_audit.traits.probes import SuiteScores
+
+    arrays = ("logprobs", "counts", "raw_logprobs")
+    suites = {
+        n: SuiteScores(**{k: _unarray(v) if k in arrays else v for k, v in sc.items()}) for n, sc in d["suites"].items()
+    }
+    return ProbeScores(suites, d["status"], d["reason"], list(d["limits"]))
+
+
+def _load_part(ck, name: str) -> ProbeScores | None:
+    part = ck.get(name)
+    return _scores_from_part(part) if part is not None else None
+
+
+def _arm_part(arm: str, after, arms, aligned: TransferInput, mv) -> dict[str, Any]:
+    """What one finished arm contributes: its probe scores, training record, alignment and KL."""
+    al = getattr(aligned, arm)[-1] if getattr(aligned, arm) else None
+    return {
+        "probe": _scores_part(after[arm][-1]),
+        "training": arms["training"][-1],
+        "align": None if al is None else {"names": al.names, **{k: _array(getattr(al, k)) for k in ALIGN_ARRAYS}},
+        "kl": None if mv is None else [_array(x) for x in mv.kl[arm][-1]],
+    }
+
+
+ALIGN_ARRAYS = ("dot", "uu", "tt", "dot_ref", "specific_dot", "specific_tt")
+
+
+def _restore_arm(part: dict[str, Any], arm: str, seed: int, after, arms, aligned: TransferInput, mv) -> None:
+    from distill_audit.traits.transfer import ArmAlignment
+
+    after[arm].append(_scores_from_part(part["probe"]))
+    arms["training"].append(part["training"])
+    if part.get("align") is not None:
+        al = part["align"]
+        getattr(aligned, arm).append(ArmAlignment(al["names"], *(_unarray(al[k]) for k in ALIGN_ARRAYS)))
+    if mv is not None and part.get("kl") is not None:
+        mv.kl[arm].append([_unarray(x) for x in part["kl"]])
 
 
 def _teacher_deltas(

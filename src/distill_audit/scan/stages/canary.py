@@ -97,8 +97,17 @@ class CanaryStage(Stage):
         can_cfg = with_teacher_system(can_cfg, ctx.ds)
         control, origin = self._control(ctx)
         # One loaded student serves every stage: LoRA adapters are detached after each arm.
+        from distill_audit.scan.cache import checkpoint
+
         res = run_canary(
-            ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"], control_origin=origin
+            ctx.lazy.get,
+            ctx.ds.samples,
+            control,
+            suites,
+            can_cfg,
+            seed=ctx.seeds["canary"],
+            control_origin=origin,
+            checkpoint=checkpoint(),
         )
         out = res.to_dict()
         cal = calibration_for(ctx)
