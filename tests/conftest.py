@@ -81,3 +81,4 @@ def has_embedded(name: str) -> bool:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Stage caches go to a per-session temp folder; model caches stay shared (slow to build)."""
     monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(tmp_path_factory.getbasetemp() / "stage-cache"))
+    monkeypatch.setenv("DISTILL_AUDIT_CALIBRATION", str(tmp_path_factory.getbasetemp() / "calibration"))

@@ -337,3 +337,56 @@ def test_an_underpowered_null_names_the_rows_and_budget_that_would_clear_it():
     assert v.level == "inconclusive"
     rec = next(r for r in v.recommendations if "rows per side" in r)
     assert "about 305 rows per side" in rec and "--budget 37m" in rec
+
+
+def calibration(passed=True, rows=128, seeds=2, epochs=1, detected_by=("probe probability",)):
+    return {
+        "path": "/cache/calibration/s.json",
+        "passed": passed,
+        "budget": "default",
+        "rows": rows,
+        "seeds": seeds,
+        "epochs": epochs,
+        "detected_by": list(detected_by),
+        "negative_detected": False,
+    }
+
+
+def calibrated_canary(cal, rows=128, seeds=2, epochs=1):
+    c = canary(seeds=seeds)
+    c["traits"] = [dict(c["traits"][0], trait="owl", log_odds=effect(0.0, 0.9, 0.1))]
+    c.update(calibration=cal, student="smollm2-135m", arms={"rows": rows}, config={"epochs": epochs})
+    return c
+
+
+def test_a_null_canary_at_a_passed_calibrations_budget_gives_none():
+    stages = {"lineage": lineage("same-init"), "signature": sig(), "canary": calibrated_canary(calibration())}
+    v = judge(stages, data_kind="numbers")
+    assert v.level == "none"
+    assert any(r["rule"] == "calibrated-null" and "calibration" in r["why"] for r in v.rules)
+
+
+@pytest.mark.parametrize(
+    "cal, run",
+    [
+        (calibration(passed=False), {}),
+        (calibration(rows=1000), {}),  # the scan's canary is smaller than the calibrated one
+        (calibration(seeds=3), {}),
+        (calibration(detected_by=("weight_cosine",)), {}),  # detected only by a measure this run lacks
+    ],
+)
+def test_a_null_canary_below_or_without_a_passed_calibration_stays_low(cal, run):
+    v = judge(
+        {"lineage": lineage("same-init"), "signature": sig(), "canary": calibrated_canary(cal, **run)},
+        data_kind="numbers",
+    )
+    assert v.level == "low"
+
+
+def test_an_uncalibrated_null_canary_names_the_calibrate_command():
+    c = canary()
+    c["student"] = "smollm2-135m"
+    v = judge({"lineage": lineage("same-init"), "signature": sig(), "canary": c}, data_kind="numbers")
+    assert v.level == "low"
+    lines = [e for e in v.evidence if e.line == "canary" and e.untested]
+    assert lines and all("distill-audit calibrate --student smollm2-135m" in e.untested for e in lines)

@@ -246,6 +246,33 @@ def scan_cmd(
             "--full-finetune", help="Canary: fine-tune every weight instead of LoRA.", rich_help_panel=_BUDGET
         ),
     ] = False,
+    canary_teacher: Annotated[
+        Optional[str],
+        typer.Option(
+            "--canary-teacher",
+            help="A local teacher sharing the student's init (model folder or `teach` output): the canary measures each arm's weight movement toward it.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    teacher_system: Annotated[
+        Optional[str],
+        typer.Option(
+            "--teacher-system",
+            help="The teacher is the student base under this system prompt (default: the data's provenance): the canary measures replies moving toward it.",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
+    canary_reference: Annotated[
+        Optional[str],
+        typer.Option(
+            "--canary-reference",
+            help="Comma list of other teachers of the same init (e.g. taught other traits): movement toward what they share with --canary-teacher is not counted (specificity).",
+            rich_help_panel=_BUDGET,
+            show_default=False,
+        ),
+    ] = None,
     thorough: Annotated[
         bool,
         typer.Option(
@@ -352,6 +379,11 @@ def scan_options(given: dict[str, Any]) -> ScanOptions:
                 "lr": p.lr,
                 "batch_size": p.batch_size,
                 "full_finetune": p.full_finetune or None,
+                "teacher": p.canary_teacher,
+                "teacher_system": p.teacher_system,
+                "reference_teachers": [x.strip() for x in p.canary_reference.split(",") if x.strip()]
+                if p.canary_reference
+                else None,
                 "threads": p.threads,
             }.items()
             if v is not None

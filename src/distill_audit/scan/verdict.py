@@ -7,9 +7,9 @@ null with enough power to lower the risk. Lineage goes first and publishes the f
 the trait lines read. Here the assessments are combined:
 
 - the level is the highest one a finding sets;
-- with no finding, a powered null of some line gives `low`; `none` needs a canary
-  whose sensitivity was measured on this student (not available yet), so the
-  strongest clearing is `low`;
+- with no finding, a powered null of some line gives `low`; `none` needs a null
+  canary run at least at the budget of a passed calibration on this student
+  (`distill-audit calibrate`), with a measure that calibration detected by;
 - otherwise `inconclusive`: no line gave usable evidence.
 
 Every rule's reasoning and threshold is in docs/verdict.md.
@@ -158,13 +158,15 @@ def judge(
     untested = [a.untested for a in assessments.values() if a.untested]
     if not findings:
         clears = [a.clears for a in assessments.values() if a.clears]
-        if clears:
+        if clears and facts.published.get("canary_calibrated"):
+            rules.append(Finding("calibrated-null", "none", "; ".join(clears)))
+        elif clears:
             rules.append(
                 Finding(
                     "powered-null",
                     "low",
-                    "; ".join(clears) + "; the strongest clearing is low until "
-                    "the canary's sensitivity has been measured on this student",
+                    "; ".join(clears) + "; the strongest clearing is low until a null canary runs at "
+                    "the sensitivity a passed calibration measured on this student (distill-audit calibrate)",
                 )
             )
         else:

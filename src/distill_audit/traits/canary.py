@@ -39,6 +39,17 @@ there is always a control arm, and why that arm must look like the data (arm_mat
                        number_list_share{treated, control}, form{treated, control,
                        max_difference}, rule, truncation{applied, arm, rows_truncated,
                        rule?, tokens_before?, tokens_after?}}; None when skipped
+    transfer          None without a teacher; else {status, reason, teacher {teacher, matrices,
+                      relative_distance}, references, measures {weight_cosine,
+                      weight_cosine_specific (with references)}: {unit, estimate, ci, p_value,
+                      p_adjusted, correction, significant, mde, test, per_seed [{seed, estimate,
+                      treated, control, matrices_treated_ahead, matrices}], per_layer, n_layers},
+                      toward_references, significant} (traits.transfer)
+    movement          None without a known teacher; else {status, reason, teacher, measures
+                      {"probe questions", "held-out task prompts"}: {unit, estimate (nats,
+                      positive = treated closer to the teacher), ci, p_value, p_seeds,
+                      p_prompts_and_seeds, p_adjusted, significant, mde, kl_base, kl_treated,
+                      kl_control, per_seed, n_prompts, test}, significant} (traits.movement)
     arms              rows, paired_prompts, treated/control_completion_tokens (as trained),
                       method, steps_per_arm, training[per arm and seed], student_parameters
     base, config, seconds
@@ -59,6 +70,7 @@ n_paraphrases, n_seeds, seed_variation (>= 2 seeds), rank, rank_in_suite.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 import time
@@ -82,7 +94,18 @@ from distill_audit.lm.training import (
 from distill_audit.seeding import derive_seed
 from distill_audit.traits import stats
 from distill_audit.traits.canary_stats import did_test
+from distill_audit.traits.movement import result as movement_result
 from distill_audit.traits.probes import ProbeScores, ProbeSuite, score_probes
+from distill_audit.traits.transfer import (
+    TeacherDelta,
+    TeacherMismatch,
+    TransferInput,
+    align,
+    student_update,
+    teacher_delta,
+    transfer_result,
+)
+from distill_audit.traits.transfer import skipped as transfer_skipped
 
 # Budget presets; a field left at None in CanaryConfig takes its preset's value.
 # "default" fits a whole scan in ~10 minutes on 2 CPU cores with a 135M student
@@ -147,6 +170,9 @@ class CanaryConfig:
     min_effect: float = 0.01  # probability points; smaller shifts are never called significant
     min_log_odds: float = 0.1  # log-odds; smaller shifts are never called significant on that scale
     match_control_length: bool = True  # cut the longer arm's completions (tokens) to the other's lengths
+    teacher: str | None = None  # local teacher (same init) whose weight delta the arms are compared with
+    reference_teachers: list[str] = field(default_factory=list)  # other teachers: the specificity control
+    teacher_system: str | None = None  # the teacher is the student base under this system prompt (KL measure)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -414,6 +440,8 @@ class CanaryResult:
     base: dict[str, Any] = field(default_factory=dict)  # base probe summary per suite
     arm_match: dict[str, Any] | None = None  # length and form of the two arms (None: nothing trained)
     control_origin: str = "self-generated"
+    transfer: dict[str, Any] | None = None  # weight-space movement toward the teacher (None: no teacher)
+    movement: dict[str, Any] | None = None  # output-space (KL) movement toward the teacher (None: none known)
 
     @property
     def training_noise_measured(self) -> bool:
@@ -453,6 +481,8 @@ class CanaryResult:
             "ci_method": CI_METHOD,
             "control_origin": self.control_origin,
             "arm_match": self.arm_match,
+            "transfer": self.transfer,
+            "movement": self.movement,
             "arms": self.arms,
             "base": self.base,
             "config": self.config,
@@ -690,6 +720,9 @@ def run_canary(
     *,
     seed: int = 0,
     control_origin: str = "self-generated",
+    teacher: str | None = None,
+    reference_teachers: Sequence[str] = (),
+    checkpoint=None,
 ) -> CanaryResult:
     """Probe the base, train treated and control arms per seed, probe them, compare.
 
@@ -697,8 +730,13 @@ def run_canary(
     once: LoRA adapters are attached to the base and discarded after each arm, and a
     full fine-tune restores the base weights from memory. `control_origin` says where
     the control rows came from: "self-generated" (the student's own answers) or "file"
-    (`--control`); it is recorded and sets the limits.
+    (`--control`); it is recorded and sets the limits. With a local `teacher` that shares
+    the student's init, each arm's weight update is also compared with the teacher's
+    delta (traits.transfer), `reference_teachers` giving the specificity control.
+    `checkpoint` (get(part) / put(part, value), e.g. scan.cache.checkpoint()) keeps the
+    base probe and each finished seed and arm, so a stopped run resumes at the next arm.
     """
+    ck = checkpoint if checkpoint is not None else _NoCheckpoint()
     cfg = cfg or CanaryConfig()
     if control_origin not in CONTROL_ORIGINS:
         raise UsageError(f"canary: control_origin must be {' or '.join(CONTROL_ORIGINS)}, not {control_origin!r}")
@@ -731,6 +769,12 @@ def run_canary(
         model = distributed.prepare_quantized_for_training(model)
     n_steps = planned_steps(len(treated_rows), train_cfg)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.full_finetune else None
+    teacher, reference_teachers = teacher or cfg.teacher, list(reference_teachers) or list(cfg.reference_teachers)
+    deltas, transfer = _teacher_deltas(model, teacher, reference_teachers, quantized=bool(bits))
+    aligned = TransferInput(seeds=list(seeds))
+    picked = {_prompt_key(r) for r in treated_rows}
+    held_out = [r for r in treated if _prompt_key(r) not in picked]  # data prompts no arm trained on
+    mv, movement_skip = _movement(model, tokenizer, suites, held_out, teacher, cfg)
 
     arms: dict[str, Any] = {
         "rows": len(treated_rows),
@@ -746,13 +790,21 @@ def run_canary(
     }
     grad_flags = {name: p.requires_grad for name, p in model.named_parameters()}
     with torch_threads(cfg.threads):
-        with ui.progress_task("canary: probing the base", total=None):
-            base = _probe(model, tokenizer, suites, cfg)
+        base = _load_part(ck, "base")
+        if base is None:
+            with ui.progress_task("canary: probing the base", total=None):
+                base = _probe(model, tokenizer, suites, cfg)
+            ck.put("base", _scores_part(base))
         after: dict[str, list[ProbeScores]] = {"treated": [], "control": []}
         try:
             with ui.progress_task("canary: training", total=2 * n_steps * len(seeds)) as task:
                 for s in seeds:
                     for arm, rows in (("treated", treated_rows), ("control", control_rows)):
+                        part = ck.get(f"seed{s}-{arm}")
+                        if part is not None:  # this arm finished before the scan was stopped
+                            _restore_arm(part, arm, s, after, arms, aligned, mv)
+                            task.advance(n_steps)
+                            continue
                         # Same adapter init and row-order seed in both arms: only the data differs.
                         if cfg.full_finetune:
                             student = model.requires_grad_(True)
@@ -760,6 +812,12 @@ def run_canary(
                             student = attach_lora(model, train_cfg, seed=s)
                         try:
                             res = train(student, tokenizer, rows, train_cfg, seed=s, source=arm, progress=task)
+                            if deltas is not None:
+                                update = student_update(student, base_state)
+                                getattr(aligned, arm).append(align(update, deltas[0], deltas[1:]))
+                                del update
+                            if mv is not None:
+                                mv.record(arm, student, tokenizer)
                             after[arm].append(_probe(student, tokenizer, suites, cfg))
                         finally:  # the caller's student comes back as it was, even on error
                             if cfg.full_finetune:
@@ -767,6 +825,7 @@ def run_canary(
                             else:
                                 model = detach_lora(student)
                         arms["training"].append({"arm": arm, "seed": s, **res.to_dict()})
+                        ck.put(f"seed{s}-{arm}", _arm_part(arm, after, arms, aligned, mv))
         finally:
             for name, p in model.named_parameters():
                 p.requires_grad_(grad_flags.get(name, p.requires_grad))
@@ -783,6 +842,10 @@ def run_canary(
         seed=seed,
         seeds=seeds,
     )
+    movement = movement_result(mv, seeds, alpha=cfg.alpha, correction=cfg.correction) if mv else movement_skip
+    if deltas is not None:
+        transfer = transfer_result(aligned, deltas[0], deltas[1:], alpha=cfg.alpha, correction=cfg.correction)
+        del deltas
     mdes = [t["mde"] for t in traits if t["mde"] is not None]
     mde = float(max(mdes)) if mdes else None  # every trait: a shift this large would have been seen
     mismatch = mismatch_sentence(match)
@@ -821,7 +884,11 @@ def run_canary(
     if len(treated) > len(treated_rows):
         limits.append(f"trained on {len(treated_rows)} of {len(treated)} rows (--sample)")
     status, reason = "ok", None
-    found = any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits)
+    found = (
+        any(t["significant"] and (t["estimate"] or 0) > 0 for t in traits)
+        or bool(transfer and transfer.get("significant"))
+        or bool(movement and movement.get("significant"))
+    )
     if found:
         pass  # a detected shift needs no power argument
     elif mde is None:
@@ -844,5 +911,129 @@ def run_canary(
         base={name: s.to_dict() for name, s in base.suites.items()},
         arm_match=match,
         control_origin=control_origin,
+        transfer=transfer,
+        movement=movement,
     )
     return result
+
+
+def _movement(model, tokenizer, suites, held_out, teacher: str | None, cfg: CanaryConfig):
+    """(Movement started, None) when a teacher is known; (None, skipped record or None) otherwise."""
+    from distill_audit.traits import movement as mvmod
+
+    if not teacher and not cfg.teacher_system:
+        return None, None
+    sets = mvmod.prompt_sets(suites, held_out)
+    label = teacher or f"the student base under the system prompt {cfg.teacher_system!r}"
+    if not sets:
+        return None, transfer_skipped("no probe question or held-out prompt to compare replies on", label)
+    with ui.progress_task("canary: the teacher's replies", total=None):
+        if not teacher:
+            return mvmod.start(model, tokenizer, sets, label=label, system=cfg.teacher_system, base=model), None
+        from distill_audit.errors import AuditError
+        from distill_audit.models.load import load_model
+
+        try:
+            loaded = load_model(teacher)
+        except AuditError as exc:
+            return None, transfer_skipped(f"teacher {teacher!r} could not be loaded: {str(exc).splitlines()[0]}", label)
+        if loaded.tokenizer.get_vocab() != tokenizer.get_vocab():
+            return None, transfer_skipped(
+                f"teacher {teacher!r} has another vocabulary: replies cannot be compared", label
+            )
+        try:
+            return mvmod.start(loaded.model, tokenizer, sets, label=label, system=None, base=model), None
+        finally:
+            del loaded
+
+
+class _NoCheckpoint:
+    def get(self, part: str) -> None:
+        return None
+
+    def put(self, part: str, value: Any) -> None:
+        pass
+
+
+def _array(a: np.ndarray | None) -> dict[str, Any] | None:
+    """An exact, JSON-safe array (float64 bytes in base64; -inf and NaN survive)."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _unarray(d: dict[str, Any] | None) -> np.ndarray | None:
+    if d is None:
+        return None
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.float64).reshape(d["shape"]).copy()
+
+
+def _scores_part(ps: ProbeScores) -> dict[str, Any]:
+    suites = {}
+    for name, sc in ps.suites.items():
+        suites[name] = {
+            f.name: _array(getattr(sc, f.name)) if isinstance(getattr(sc, f.name), np.ndarray) else getattr(sc, f.name)
+            for f in dataclasses.fields(sc)
+        }
+    return {"status": ps.status, "reason": ps.reason, "limits": list(ps.limits), "suites": suites}
+
+
+def _scores_from_part(d: dict[str, Any]) -> ProbeScores:
+    from distill_audit.traits.probes import SuiteScores
+
+    arrays = ("logprobs", "counts", "raw_logprobs")
+    suites = {
+        n: SuiteScores(**{k: _unarray(v) if k in arrays else v for k, v in sc.items()}) for n, sc in d["suites"].items()
+    }
+    return ProbeScores(suites, d["status"], d["reason"], list(d["limits"]))
+
+
+def _load_part(ck, name: str) -> ProbeScores | None:
+    part = ck.get(name)
+    return _scores_from_part(part) if part is not None else None
+
+
+def _arm_part(arm: str, after, arms, aligned: TransferInput, mv) -> dict[str, Any]:
+    """What one finished arm contributes: its probe scores, training record, alignment and KL."""
+    al = getattr(aligned, arm)[-1] if getattr(aligned, arm) else None
+    return {
+        "probe": _scores_part(after[arm][-1]),
+        "training": arms["training"][-1],
+        "align": None if al is None else {"names": al.names, **{k: _array(getattr(al, k)) for k in ALIGN_ARRAYS}},
+        "kl": None if mv is None else [_array(x) for x in mv.kl[arm][-1]],
+    }
+
+
+ALIGN_ARRAYS = ("dot", "uu", "tt", "dot_ref", "specific_dot", "specific_tt")
+
+
+def _restore_arm(part: dict[str, Any], arm: str, seed: int, after, arms, aligned: TransferInput, mv) -> None:
+    from distill_audit.traits.transfer import ArmAlignment
+
+    after[arm].append(_scores_from_part(part["probe"]))
+    arms["training"].append(part["training"])
+    if part.get("align") is not None:
+        al = part["align"]
+        getattr(aligned, arm).append(ArmAlignment(al["names"], *(_unarray(al[k]) for k in ALIGN_ARRAYS)))
+    if mv is not None and part.get("kl") is not None:
+        mv.kl[arm].append([_unarray(x) for x in part["kl"]])
+
+
+def _teacher_deltas(
+    model, teacher: str | None, references: Sequence[str], *, quantized: bool
+) -> tuple[list[TeacherDelta] | None, dict[str, Any] | None]:
+    """([teacher delta, reference deltas...], None), or (None, skipped record / None without a teacher)."""
+    if not teacher:
+        return None, None
+    if quantized:
+        return None, transfer_skipped(
+            "the student is quantized: its weights cannot be compared with a teacher's", teacher
+        )
+    try:
+        with ui.progress_task("canary: reading the teacher's weight delta", total=None):
+            out = [teacher_delta(model, teacher)]
+            out += [teacher_delta(model, r) for r in references]
+    except TeacherMismatch as exc:
+        return None, transfer_skipped(str(exc), teacher)
+    return out, None

@@ -17,13 +17,19 @@ from distill_audit.scan.stage import Assessment, Stage, StagePlan, StageResult, 
 from distill_audit.scan.verdict import DIFFERENT_INIT, EvidenceLine, Facts, Finding
 
 NOT_BY_DEFAULT = (
-    "not run by default: this student's canary sensitivity has not been measured, so a null canary cannot "
-    "clear data, and the default budget affords one training seed, which can hint at transfer but not show "
-    "it; --canary (with --seeds 2 or more) runs it"
+    "not run by default: this student's canary sensitivity has not been measured (distill-audit calibrate "
+    "--student {student}), so a null canary cannot clear data, and the default budget affords one training "
+    "seed, which can hint at transfer but not show it; --canary (with --seeds 2 or more) runs it"
+)
+NOT_BY_DEFAULT_FAILED = (
+    "not run by default: this student's calibration ({path}) did not pass its controls, so a null canary "
+    "cannot clear data; --canary runs it anyway"
 )
 UNCALIBRATED = (
-    "its sensitivity on this student has not been measured by a positive control, so a null canary cannot clear data"
+    "its sensitivity on this student has not been measured by a positive control, so a null canary cannot clear "
+    "data (distill-audit calibrate --student {student})"
 )
+PROBE_MEASURES = ("probe probability", "probe log-odds")
 
 
 class CanaryStage(Stage):
@@ -36,7 +42,20 @@ class CanaryStage(Stage):
         if opts.skip_canary:
             return "--skip-canary"
         asked = opts.run_canary or opts.thorough or opts.control or any(k != "threads" for k in opts.canary)
-        return None if asked else NOT_BY_DEFAULT
+        if asked:
+            return None
+        cal = calibration_for(ctx)
+        if cal is None:
+            return NOT_BY_DEFAULT.format(student=opts.student)
+        if not cal.passed:
+            return NOT_BY_DEFAULT_FAILED.format(path=cal.path)
+        if not set(cal.detected_by) & set(PROBE_MEASURES):
+            return (
+                f"not run by default: its calibration ({cal.path}) detected the positive control only by "
+                f"{', '.join(cal.detected_by)}, which needs a local teacher (--canary-teacher); a null probe canary "
+                "would clear nothing"
+            )
+        return None  # a passed calibration: the canary can change the verdict, so it runs
 
     def _control(self, ctx):
         if ctx.user_control is not None:
@@ -56,10 +75,16 @@ class CanaryStage(Stage):
             return None
         _, can_cfg, suites = ctx.configs
         control, origin = self._control(ctx)
+        can_cfg = with_teacher_system(can_cfg, ctx.ds, warn=False)
+        teachers = [can_cfg.teacher, *can_cfg.reference_teachers] if can_cfg.teacher else []
         return {
-            "models": {"student": ctx.student_key},
+            "models": {"student": ctx.student_key, "teachers": [_weights_stamp(t) for t in teachers]},
             "data": {**ctx.data_key, "control": samples_fingerprint(control), "control_origin": origin},
-            "config": {**config_dict(can_cfg), "suites_loaded": [x.name for x in suites]},
+            "config": {
+                **config_dict(can_cfg),
+                "suites_loaded": [x.name for x in suites],
+                "calibration": (lambda c: c.summary() if c else None)(calibration_for(ctx)),
+            },
         }
 
     def run(self, ctx) -> StageRun:
@@ -69,12 +94,26 @@ class CanaryStage(Stage):
         from distill_audit.traits.canary import run_canary
 
         _, can_cfg, suites = ctx.configs
+        can_cfg = with_teacher_system(can_cfg, ctx.ds)
         control, origin = self._control(ctx)
         # One loaded student serves every stage: LoRA adapters are detached after each arm.
+        from distill_audit.scan.cache import checkpoint
+
         res = run_canary(
-            ctx.lazy.get, ctx.ds.samples, control, suites, can_cfg, seed=ctx.seeds["canary"], control_origin=origin
+            ctx.lazy.get,
+            ctx.ds.samples,
+            control,
+            suites,
+            can_cfg,
+            seed=ctx.seeds["canary"],
+            control_origin=origin,
+            checkpoint=checkpoint(),
         )
-        return StageRun(StageResult.from_dict(res.to_dict()))
+        out = res.to_dict()
+        cal = calibration_for(ctx)
+        out["calibration"] = cal.summary() if cal else None
+        out["student"] = ctx.opts.student
+        return StageRun(StageResult.from_dict(out))
 
     def plan(self, ctx, speed) -> StagePlan:
         reason = self.skip_reason(ctx)
@@ -126,7 +165,7 @@ class CanaryStage(Stage):
                     r.get("p_adjusted", r.get("p_value")),
                     r.get("mde"),
                     hit,
-                    untested=None if hit else UNCALIBRATED,
+                    untested=None if hit else uncalibrated(result),
                     note=note,
                 )
             )
@@ -159,8 +198,15 @@ class CanaryStage(Stage):
                 "Pass --control with neutral data from the same teacher (same task, no persona) so "
                 "the canary's arms differ only in the trait."
             )
-        if not shown:
-            a.untested = f"canary ({UNCALIBRATED})"
+        _assess_transfer(a, result, n_seeds)
+        _assess_movement(a, result)
+        if not shown and not a.findings:
+            clears = calibrated_clearing(result)
+            if clears:
+                a.clears = clears
+                a.facts["canary_calibrated"] = True
+            else:
+                a.untested = f"canary ({uncalibrated(result)})"
         if n_seeds < 2:
             a.recommendations.append("Run the canary with --seeds 2 or more so training noise is measured.")
         return a
@@ -183,3 +229,168 @@ class CanaryStage(Stage):
                     "sentence": f"the canary ranks it {rank} of {len(rows)} ({'significant' if sig else 'not significant'})",
                 }
         return None
+
+
+TRANSFER_NAMES = {
+    "weight_cosine": "weight movement toward the teacher",
+    "weight_cosine_specific": "weight movement toward this teacher only",
+}
+
+
+def _assess_transfer(a: Assessment, result: StageResult, n_seeds: int) -> None:
+    """Evidence lines for the weight-space measures; movement toward what only this teacher holds is a finding."""
+    transfer = result.get("transfer")
+    if not isinstance(transfer, dict):
+        return
+    if transfer.get("status") != "ok":
+        a.lines.append(
+            EvidenceLine("canary", "weight movement toward the teacher", "skipped", untested=transfer.get("reason"))
+        )
+        return
+    measures = transfer.get("measures") or {}
+    for key, m in measures.items():
+        a.lines.append(
+            EvidenceLine(
+                "canary",
+                TRANSFER_NAMES.get(key, key),
+                result.status,
+                m.get("estimate"),
+                m.get("ci"),
+                m.get("p_adjusted", m.get("p_value")),
+                m.get("mde"),
+                bool(m.get("significant")),
+                untested=None if m.get("p_value") is not None else "one training seed: no test",
+                note="cosine, treated minus control, t over seeds",
+            )
+        )
+    teacher = (transfer.get("teacher") or {}).get("teacher")
+    if (measures.get("weight_cosine_specific") or {}).get("significant"):
+        a.findings.append(
+            Finding(
+                "canary-toward-teacher",
+                "medium",
+                f"fine-tuning the student on a sample moved its weights toward the teacher {teacher} beyond what "
+                f"the reference teachers share, over {n_seeds} seeds: the data carries what this teacher's "
+                "fine-tune put in its weights",
+            )
+        )
+    elif (measures.get("weight_cosine") or {}).get("significant"):
+        a.notes.append(
+            f"the canary's weights moved toward the teacher {teacher}; without --canary-reference teachers this "
+            "says only that the data came from a teacher fine-tuned like it, not what it carries"
+        )
+
+
+def _weights_stamp(teacher: str) -> dict[str, Any]:
+    """A teacher's identity in the cache key: its weight files' names, sizes and times (or the name alone)."""
+    from pathlib import Path
+
+    folder = Path(teacher)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return {
+        "teacher": str(teacher),
+        "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }
+
+
+def system_from_provenance(ds) -> str | None:
+    """The system prompt every row's provenance names (a prompted teacher), or None."""
+    values = [v for v in (ds.provenance.get("system_prompt") or []) if v]
+    return str(values[0]) if len(values) == 1 else None
+
+
+def with_teacher_system(cfg, ds, *, warn: bool = True):
+    """The canary config with the teacher's system prompt: --teacher-system, else the data's provenance.
+
+    A --teacher-system that differs from the provenance's prompt is used (the user said so), with a
+    warning naming both.
+    """
+    import dataclasses
+
+    from distill_audit import ui
+
+    declared = system_from_provenance(ds)
+    if cfg.teacher_system and declared and cfg.teacher_system != declared and warn:
+        ui.warn(
+            f"--teacher-system {cfg.teacher_system!r} differs from the system prompt the data's provenance "
+            f"names ({declared!r}); the canary compares replies with the one given"
+        )
+    if cfg.teacher_system or not declared:
+        return cfg
+    return dataclasses.replace(cfg, teacher_system=declared)
+
+
+def _assess_movement(a: Assessment, result: StageResult) -> None:
+    """Evidence lines for the KL movement toward the teacher (noted when significant: any distillation moves so)."""
+    mv = result.get("movement")
+    if not isinstance(mv, dict):
+        return
+    if mv.get("status") != "ok":
+        a.lines.append(EvidenceLine("canary", "replies closer to the teacher", "skipped", untested=mv.get("reason")))
+        return
+    for name, m in (mv.get("measures") or {}).items():
+        a.lines.append(
+            EvidenceLine(
+                "canary",
+                f"replies closer to the teacher ({name})",
+                result.status,
+                m.get("estimate"),
+                m.get("ci"),
+                m.get("p_adjusted", m.get("p_value")),
+                m.get("mde"),
+                bool(m.get("significant")),
+                untested=None if m.get("p_value") is not None else "one training seed: no test",
+                note="nats, KL(teacher||control) - KL(teacher||treated)",
+            )
+        )
+    if mv.get("significant"):
+        a.notes.append(
+            f"the canary's replies moved toward the teacher ({mv.get('teacher')}) on "
+            f"{', '.join(mv['significant'])}: the data carries the teacher's output distribution"
+        )
+
+
+def calibration_for(ctx):
+    """The stored calibration of this scan's student, or None."""
+    from distill_audit.scan.calibration import find
+
+    try:
+        return find(ctx.student["identity"])
+    except (KeyError, TypeError):
+        return None
+
+
+def uncalibrated(result: StageResult) -> str:
+    """Why this null canary clears nothing, naming the command that would let it."""
+    cal = result.get("calibration")
+    student = result.get("student") or "STUDENT"
+    if isinstance(cal, dict) and not cal.get("passed"):
+        return f"its calibration on this student ({cal.get('path')}) did not pass, so a null canary cannot clear data"
+    if isinstance(cal, dict):
+        return "its run is smaller than, or lacks the measures of, the calibration that passed, so it cannot clear data"
+    return UNCALIBRATED.format(student=student)
+
+
+def calibrated_clearing(result: StageResult) -> str | None:
+    """A sentence when a null canary ran at least the budget of a passed calibration, with a measure it passed by."""
+    cal = result.get("calibration")
+    if result.status != "ok" or not isinstance(cal, dict) or not cal.get("passed"):
+        return None
+    from distill_audit.scan.calibration import canary_measures
+
+    measured = {n for n, m in canary_measures(result.body).items() if m.get("p_adjusted") is not None}
+    usable = [n for n in cal.get("detected_by") or [] if n in measured]
+    arms = result.get("arms") or {}
+    cfg = result.get("config") or {}
+    big_enough = (
+        (arms.get("rows") or 0) >= (cal.get("rows") or 0)
+        and len(result.get("seeds") or []) >= (cal.get("seeds") or 0)
+        and (cfg.get("epochs") or 0) >= (cal.get("epochs") or 0)
+    )
+    if not usable or not big_enough:
+        return None
+    return (
+        f"the canary found nothing by {', '.join(usable)} at or above the budget of a calibration that detected a "
+        f"taught {cal.get('budget')}-budget positive control on this student and passed its negative control "
+        f"({cal.get('path')})"
+    )
