@@ -45,6 +45,12 @@ def _root() -> Path:
     return cache_root()
 
 
+def _calibrations() -> Path:
+    from distill_audit.scan.calibration import calibration_root
+
+    return calibration_root()
+
+
 @dataclass(frozen=True)
 class Area:
     name: str
@@ -57,7 +63,7 @@ AREAS: tuple[Area, ...] = (
     Area("models", "converted model copies (GGUF -> safetensors) and the tiny test model", lambda: _root() / "models"),
     Area("stages", "cached stage results of earlier scans", _stages),
     Area("machine", "this machine's measured scoring speed (sizes --budget)", lambda: _stages().parent / "machine"),
-    Area("calibration", "stored canary calibrations per student", lambda: _root() / "calibration"),
+    Area("calibration", "stored canary calibrations per student", _calibrations),
     Area("logs", "crash logs with tracebacks", lambda: _root() / "logs"),
     Area(
         "hashes",

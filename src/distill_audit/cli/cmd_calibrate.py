@@ -26,10 +26,11 @@ def calibrate_cmd(
     quiet: QuietOpt = False,
 ) -> int:
     """Run the canary's positive and negative control on STUDENT and store the measured sensitivity for `scan`."""
+    from distill_audit.cli.main import run
     from distill_audit.scan.calibration import calibrate
 
     ui.set_quiet(quiet)
-    cal = calibrate(student, budget=budget, seed=seed, threads=threads)
+    cal = calibrate(student, budget=budget, seed=seed, threads=threads, run_cli=run)
     pos = ", ".join(cal.detected_by) or "no measure"
     ui.info(
         f"calibration {'passed' if cal.passed else 'did not pass'}: the positive control was detected by {pos}; "

@@ -75,6 +75,17 @@ def _source_test(report: dict[str, Any], e: dict[str, Any]) -> dict[str, Any] | 
     return None
 
 
+def _family_size(node: Any, t: dict[str, Any]) -> int:
+    """How many tests share the container holding `t` (its correction family: traits, or one block's measures)."""
+    children = list(node.values()) if isinstance(node, dict) else list(node) if isinstance(node, list) else []
+    if any(c is t for c in children):
+        return max(1, sum(1 for c in children if isinstance(c, dict) and "estimate" in c and "ci" in c))
+    for c in children:
+        if isinstance(c, (dict, list)) and (m := _family_size(c, t)):
+            return m
+    return 0
+
+
 def deciding_interval(report: dict[str, Any], e: dict[str, Any]) -> tuple[float | None, float | None, str]:
     """(low, high, kind) of the test that decided an evidence line, at its corrected level.
 
@@ -90,10 +101,10 @@ def deciding_interval(report: dict[str, Any], e: dict[str, Any]) -> tuple[float 
         return t["lower_bound"], None, "one-sided"
     if e["line"] == "canary" and t is not None:
         stage = report["stages"]["canary"]
-        test = t.get("test") or {}
-        se, df = test.get("se"), test.get("df")
+        test = t.get("test") if isinstance(t.get("test"), dict) else {}
+        se, df = test.get("se", t.get("se")), test.get("df", t.get("df"))
         alpha = (stage.get("config") or {}).get("alpha") or report["verdict"].get("config", {}).get("alpha") or 0.05
-        m = max(1, len([r for r in stage.get("traits") or [] if isinstance(r, dict)]))
+        m = max(1, _family_size(stage, t))
         if se is not None and df:
             from scipy import stats
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ class Calibration:
     reference_trait: str
     positive: dict[str, Any]  # measures of the canary on the taught teacher's numbers
     negative: dict[str, Any]  # ... on the untaught student's numbers
-    passed: bool  # the positive detected by some measure that the negative did not fire
+    passed: bool  # some measure detected the positive and stayed quiet on the negative
     detected_by: list[str]  # measures that saw the positive and stayed quiet on the negative
     smallest_detected: dict[str, Any] | None  # per detecting measure: the effect seen and its MDE
     tool_version: str = __version__
@@ -162,16 +163,18 @@ def calibrate(
     seed: int = 0,
     threads: int | None = None,
     root: Path | None = None,
-    run_cli=None,
+    run_cli: Callable[[list[str]], int],
 ) -> Calibration:
-    """Teach, generate and run both canaries (each step resumable), then store and return the record."""
-    from distill_audit.cli.main import run as cli_run
+    """Teach, generate and run both canaries (each step resumable), then store and return the record.
+
+    `run_cli` runs one distill-audit command line (the CLI passes its own entry point, so
+    each step is exactly the command docs/calibrate.md shows, and scan/ does not import cli/).
+    """
     from distill_audit.models.resolve import resolve_model
 
     if budget not in BUDGETS:
         raise UsageError(f"--budget {budget!r}: use {', '.join(BUDGETS)}")
     b = BUDGETS[budget]
-    run_cli = run_cli or cli_run
     ref = resolve_model(student)
     identity = ref.identity()
     root = root or calibration_root()
@@ -288,7 +291,7 @@ def calibrate(
         reference_trait=REFERENCE_TRAIT,
         positive=results["positive"],
         negative=results["negative"],
-        passed=bool(by) and not results["negative"]["detected"],
+        passed=bool(by),  # per measure: one that fired on the negative is never used to clear
         detected_by=by,
         smallest_detected=smallest or None,
     )
