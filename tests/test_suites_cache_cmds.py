@@ -49,6 +49,7 @@ def test_cache_list_and_clear_honour_the_variables(cli, tmp_path, monkeypatch):
     xdg, stages = tmp_path / "xdg", tmp_path / "elsewhere" / "stages"
     monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
     monkeypatch.setenv("DISTILL_AUDIT_STAGE_CACHE", str(stages))
+    monkeypatch.delenv("DISTILL_AUDIT_CALIBRATION", raising=False)  # tests keep theirs elsewhere; here XDG decides
     _fill(xdg)
     stages.mkdir(parents=True)
     (stages / "k.json").write_text("{}")
